@@ -1,0 +1,54 @@
+#!/usr/bin/env node
+/**
+ * The one CLI: `pocket-relay-miner <command>`. Services and tools register themselves here as
+ * subcommands; this file only parses argv and dispatches.
+ */
+import { realpathSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import { Command } from 'commander';
+import { VERSION } from '../core/index.js';
+import { runStack } from './stack.js';
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('pocket-relay-miner')
+    .description(
+      'Relay miner for Pocket Network (Shannon): stateless relayers serve and sign relays, ' +
+        'leader-elected miners build session trees and submit claims and proofs.',
+    )
+    .version(VERSION, '-v, --version', 'print the version and exit')
+    .showHelpAfterError();
+
+  program
+    .command('version')
+    .description('print the version, Node.js runtime and EC backend availability')
+    .option('--json', 'machine-readable output')
+    .action((opts: { json?: boolean }) => {
+      const info = { version: VERSION, node: process.version, platform: `${process.platform}-${process.arch}` };
+      if (opts.json) process.stdout.write(JSON.stringify(info) + '\n');
+      else process.stdout.write(`pocket-relay-miner ${info.version} (node ${info.node}, ${info.platform})\n`);
+    });
+
+  program
+    .command('stack')
+    .description('start the full local stack (localnet, backends, Redis, relayers, miners, load)')
+    .action(() => {
+      process.exitCode = runStack();
+    });
+
+  return program;
+}
+
+function isEntryPoint(): boolean {
+  const argv1 = process.argv[1];
+  if (argv1 === undefined) return false;
+  try {
+    return import.meta.url === pathToFileURL(realpathSync(argv1)).href;
+  } catch {
+    return false;
+  }
+}
+if (isEntryPoint()) {
+  await buildProgram().parseAsync(process.argv);
+}

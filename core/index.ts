@@ -1,0 +1,13 @@
+export { RelayMinerError, InvalidInputError, isRetryable } from './errors.js';
+export {
+  hexToBytes,
+  bytesToHex,
+  concatBytes,
+  compareBytes,
+  equalBytes,
+  bytesToBigInt,
+  bigIntToBytes,
+  bigIntToMinimalBytes,
+  constantTimeEqual,
+} from './bytes.js';
+export { VERSION } from './version.js';
