@@ -40,7 +40,15 @@ const boundaryZones = [
 
 export default tseslint.config(
   {
-    ignores: ['node_modules/', 'dist/', 'reports/', 'coverage/', 'protocol/proto/gen/', '**/*.js', '**/*.mjs'],
+    ignores: [
+      'node_modules/',
+      'dist/',
+      'reports/',
+      'coverage/',
+      'protocol/proto/gen/',
+      '**/*.js',
+      '**/*.mjs',
+    ],
   },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,

@@ -31,9 +31,13 @@ describe('pocket-relay-miner CLI', () => {
   });
 
   it('rejects an unknown command with an error instead of running anything', async () => {
-    const program = buildProgram().exitOverride().configureOutput({ writeErr: () => undefined });
-    await expect(program.parseAsync(['node', 'pocket-relay-miner', 'no-such-command'])).rejects.toMatchObject({
-      code: 'commander.unknownCommand',
-    });
+    const program = buildProgram()
+      .exitOverride()
+      .configureOutput({ writeErr: () => undefined });
+    await expect(program.parseAsync(['node', 'pocket-relay-miner', 'no-such-command'])).rejects.toMatchObject(
+      {
+        code: 'commander.unknownCommand',
+      },
+    );
   });
 });

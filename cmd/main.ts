@@ -25,7 +25,11 @@ export function buildProgram(): Command {
     .description('print the version, Node.js runtime and EC backend availability')
     .option('--json', 'machine-readable output')
     .action((opts: { json?: boolean }) => {
-      const info = { version: VERSION, node: process.version, platform: `${process.platform}-${process.arch}` };
+      const info = {
+        version: VERSION,
+        node: process.version,
+        platform: `${process.platform}-${process.arch}`,
+      };
       if (opts.json) process.stdout.write(JSON.stringify(info) + '\n');
       else process.stdout.write(`pocket-relay-miner ${info.version} (node ${info.node}, ${info.platform})\n`);
     });

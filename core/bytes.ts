@@ -4,7 +4,8 @@ const HEX_RE = /^(?:[0-9a-fA-F]{2})*$/;
 
 /** Decodes an even-length hex string (no 0x prefix); throws InvalidInputError otherwise. */
 export function hexToBytes(hex: string): Uint8Array {
-  if (!HEX_RE.test(hex)) throw new InvalidInputError('hex', `not an even-length hex string (length ${hex.length})`);
+  if (!HEX_RE.test(hex))
+    throw new InvalidInputError('hex', `not an even-length hex string (length ${hex.length})`);
   const buf = Buffer.from(hex, 'hex');
   return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
 }

@@ -5,7 +5,18 @@ import { join, dirname, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const SOURCE_DIRS = ['cmd', 'core', 'protocol', 'chain', 'rings', 'transport', 'cache', 'relayer', 'miner', 'localnet'];
+const SOURCE_DIRS = [
+  'cmd',
+  'core',
+  'protocol',
+  'chain',
+  'rings',
+  'transport',
+  'cache',
+  'relayer',
+  'miner',
+  'localnet',
+];
 const EXTENSIONS = ['.lua', '.proto'];
 
 let copied = 0;
