@@ -17,7 +17,7 @@ describe('pocket-relay-miner CLI', () => {
     process.stdout.write = ((chunk: string) => {
       out.push(chunk);
       return true;
-    }) as typeof process.stdout.write;
+    });
     try {
       await buildProgram().parseAsync(['node', 'pocket-relay-miner', 'version', '--json']);
     } finally {
