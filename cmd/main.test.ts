@@ -14,10 +14,10 @@ describe('pocket-relay-miner CLI', () => {
   it('version --json prints the version and runtime', async () => {
     const out: string[] = [];
     const write = process.stdout.write.bind(process.stdout);
-    process.stdout.write = ((chunk: string) => {
+    process.stdout.write = (chunk: string) => {
       out.push(chunk);
       return true;
-    });
+    };
     try {
       await buildProgram().parseAsync(['node', 'pocket-relay-miner', 'version', '--json']);
     } finally {
