@@ -36,7 +36,6 @@ function parseNumber(text: string): number | bigint {
   return Number(text);
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export function loadVectors<T = any>(name: string): T {
   const text = readFileSync(join(vectorsDir(), name), 'utf8');
   return parse(text, undefined, parseNumber) as T;
