@@ -13,14 +13,8 @@ import {
   RELAY_RESPONSE_SCHEMA,
   RELAY_SCHEMA,
 } from './proto/schemas.js';
-import type {
-  RelayRequestMetadata,
-  RelayResponseMetadata} from './proto/gen/pocket/service/relay.js';
-import {
-  Relay,
-  RelayRequest,
-  RelayResponse
-} from './proto/gen/pocket/service/relay.js';
+import type { RelayRequestMetadata, RelayResponseMetadata } from './proto/gen/pocket/service/relay.js';
+import { Relay, RelayRequest, RelayResponse } from './proto/gen/pocket/service/relay.js';
 import { POKTHTTPRequest, POKTHTTPResponse, type Header } from './proto/gen/sdk/types/http.js';
 import type { SessionHeader } from './proto/gen/pocket/session/types.js';
 
