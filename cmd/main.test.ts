@@ -27,6 +27,8 @@ describe('pocket-relay-miner CLI', () => {
       version: VERSION,
       node: process.version,
       platform: `${process.platform}-${process.arch}`,
+      ec_backend: 'native',
+      native_secp256k1: 'loaded',
     });
   });
 

@@ -7,6 +7,7 @@ import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { Command } from 'commander';
 import { VERSION } from '../core/index.js';
+import { nativeBindingInfo, selectBackend } from '../rings/index.js';
 import { runStack } from './stack.js';
 
 export function buildProgram(): Command {
@@ -22,16 +23,24 @@ export function buildProgram(): Command {
 
   program
     .command('version')
-    .description('print the version, Node.js runtime and EC backend availability')
+    .description('print the version, Node.js runtime and which EC backend the hot path uses')
     .option('--json', 'machine-readable output')
     .action((opts: { json?: boolean }) => {
+      const native = nativeBindingInfo();
       const info = {
         version: VERSION,
         node: process.version,
         platform: `${process.platform}-${process.arch}`,
+        ec_backend: selectBackend('auto').name,
+        native_secp256k1: native.loaded ? 'loaded' : `unavailable: ${native.reason ?? 'unknown'}`,
       };
       if (opts.json) process.stdout.write(JSON.stringify(info) + '\n');
-      else process.stdout.write(`pocket-relay-miner ${info.version} (node ${info.node}, ${info.platform})\n`);
+      else {
+        process.stdout.write(
+          `pocket-relay-miner ${info.version} (node ${info.node}, ${info.platform})\n` +
+            `ec backend: ${info.ec_backend} (native libsecp256k1 ${info.native_secp256k1})\n`,
+        );
+      }
     });
 
   program
