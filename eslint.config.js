@@ -17,10 +17,11 @@ const LAYERS = [
 const PRODUCT = LAYERS.flat();
 const LOCALNET_MAY_USE = ['core', 'protocol', 'rings', 'chain'];
 
-function zonesFor(folder) {
+function zonesFor(folder, { forTests }) {
   const layer = LAYERS.findIndex((l) => l.includes(folder));
   const forbidden = LAYERS.flatMap((l, i) => (i >= layer ? l : [])).filter((f) => f !== folder);
-  forbidden.push('test', 'bench');
+  // Tests beside the code may use the shared test helpers; product code never may.
+  if (!forTests) forbidden.push('test', 'bench');
   if (folder !== 'cmd') forbidden.push('localnet');
   return forbidden.map((from) => ({
     target: `./${folder}`,
@@ -29,14 +30,20 @@ function zonesFor(folder) {
   }));
 }
 
-const boundaryZones = [
-  ...PRODUCT.flatMap(zonesFor),
-  ...[...PRODUCT.filter((f) => !LOCALNET_MAY_USE.includes(f)), 'test', 'bench'].map((from) => ({
-    target: './localnet',
-    from: `./${from}`,
-    message: `localnet/ may only import ${LOCALNET_MAY_USE.join(', ')}`,
-  })),
-];
+function boundaryZones({ forTests }) {
+  return [
+    ...PRODUCT.flatMap((f) => zonesFor(f, { forTests })),
+    ...[...PRODUCT.filter((f) => !LOCALNET_MAY_USE.includes(f)), ...(forTests ? [] : ['test', 'bench'])].map(
+      (from) => ({
+        target: './localnet',
+        from: `./${from}`,
+        message: `localnet/ may only import ${LOCALNET_MAY_USE.join(', ')}`,
+      }),
+    ),
+  ];
+}
+
+const TEST_FILES = ['**/*.test.ts'];
 
 export default tseslint.config(
   {
@@ -72,7 +79,13 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       'no-empty': ['error', { allowEmptyCatch: false }],
       'import-x/no-cycle': ['error', { ignoreExternal: true }],
-      'import-x/no-restricted-paths': ['error', { zones: boundaryZones }],
+      'import-x/no-restricted-paths': ['error', { zones: boundaryZones({ forTests: false }) }],
+    },
+  },
+  {
+    files: TEST_FILES,
+    rules: {
+      'import-x/no-restricted-paths': ['error', { zones: boundaryZones({ forTests: true }) }],
     },
   },
   {
