@@ -1,0 +1,114 @@
+/**
+ * Redis connection factory. Every process connects through here so the server is checked once:
+ * the project uses only Redis 7.0 commands and refuses older servers at start-up.
+ */
+import { Redis } from 'ioredis';
+import { InvalidInputError, RelayMinerError } from '../core/index.js';
+
+export const MIN_REDIS_VERSION: readonly [number, number, number] = [7, 0, 0];
+
+export class RedisUnavailableError extends RelayMinerError {
+  constructor(url: string, opts: { cause?: unknown } = {}) {
+    super(
+      'REDIS_UNAVAILABLE',
+      `redis at ${redactUrl(url)} did not answer; check redis.url and that the server is up`,
+      {
+        ...opts,
+        retryable: true,
+      },
+    );
+  }
+}
+
+export class RedisVersionError extends RelayMinerError {
+  constructor(found: string) {
+    super(
+      'REDIS_VERSION_UNSUPPORTED',
+      `redis server ${found} is older than ${MIN_REDIS_VERSION.join('.')}; upgrade the server`,
+    );
+  }
+}
+
+export interface RedisClientConfig {
+  /** redis:// or rediss:// URL (user, password and database number in the URL). */
+  url: string;
+  /** CLIENT SETNAME, shown by CLIENT LIST. */
+  connection_name?: string;
+  connect_timeout_ms?: number;
+}
+
+function redactUrl(url: string): string {
+  return url.replace(/\/\/([^@/]*)@/, '//***@');
+}
+
+/** `redis_version` from INFO server text, as [major, minor, patch]. */
+export function parseRedisVersion(info: string): [number, number, number] {
+  const m = /^redis_version:(\d+)\.(\d+)(?:\.(\d+))?/m.exec(info);
+  if (m === null) throw new RedisVersionError('of unknown version (no redis_version in INFO)');
+  return [Number(m[1]), Number(m[2]), Number(m[3] ?? 0)];
+}
+
+export function isVersionAtLeast(v: readonly number[], min: readonly number[]): boolean {
+  for (let i = 0; i < min.length; i++) {
+    const a = v[i] ?? 0;
+    const b = min[i] ?? 0;
+    if (a !== b) return a > b;
+  }
+  return true;
+}
+
+/** Throws RedisVersionError unless the server is at least MIN_REDIS_VERSION; returns its version. */
+export async function checkRedisVersion(redis: Redis): Promise<string> {
+  const v = parseRedisVersion(await redis.info('server'));
+  if (!isVersionAtLeast(v, MIN_REDIS_VERSION)) throw new RedisVersionError(v.join('.'));
+  return v.join('.');
+}
+
+/** Connects, checks the server version and returns the client. */
+export async function createRedisClient(cfg: RedisClientConfig): Promise<Redis> {
+  const redis = new Redis(cfg.url, {
+    lazyConnect: true,
+    connectionName: cfg.connection_name,
+    connectTimeout: cfg.connect_timeout_ms ?? 5_000,
+    maxRetriesPerRequest: 3,
+  });
+  // ioredis reports connection failures as 'error' events too; during start-up they belong to the
+  // failure thrown here. Afterwards the owner of the client attaches its own listener.
+  let connectError: unknown;
+  const onError = (err: unknown): void => {
+    connectError ??= err;
+  };
+  redis.on('error', onError);
+  try {
+    await redis.connect();
+  } catch (err) {
+    redis.disconnect();
+    throw new RedisUnavailableError(cfg.url, { cause: connectError ?? err });
+  } finally {
+    redis.off('error', onError);
+  }
+  try {
+    await checkRedisVersion(redis);
+  } catch (err) {
+    redis.disconnect();
+    throw err;
+  }
+  return redis;
+}
+
+function globEscape(s: string): string {
+  return s.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
+}
+
+/** Deletes every key that starts with `prefix` (SCAN + UNLINK); returns how many were deleted. */
+export async function deleteKeysWithPrefix(redis: Redis, prefix: string): Promise<number> {
+  if (prefix === '') throw new InvalidInputError('key prefix to delete', 'must not be empty');
+  let cursor = '0';
+  let deleted = 0;
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${globEscape(prefix)}*`, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length > 0) deleted += await redis.unlink(...keys);
+  } while (cursor !== '0');
+  return deleted;
+}
