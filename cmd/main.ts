@@ -9,6 +9,7 @@ import { Command } from 'commander';
 import { VERSION } from '../core/index.js';
 import { nativeBindingInfo, selectBackend } from '../rings/index.js';
 import { runStack } from './stack.js';
+import { registerLocalnetCommand } from './localnet.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -49,6 +50,8 @@ export function buildProgram(): Command {
     .action(() => {
       process.exitCode = runStack();
     });
+
+  registerLocalnetCommand(program);
 
   return program;
 }
