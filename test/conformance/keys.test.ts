@@ -19,18 +19,18 @@ import {
 } from '../../protocol/keys.js';
 import type { EcBackend } from '../../rings/index.js';
 import { EC_BACKENDS } from '../helpers/ec-backends.js';
-import { caseTitle, loadVectors } from '../helpers/vectors.js';
+import { caseTitle, hasVectorFile, loadVectors } from '../helpers/vectors.js';
 
 const FILE = 'keys.json';
-const v = loadVectors(FILE);
+const v: any = hasVectorFile(FILE) ? loadVectors(FILE) : undefined;
 const BACKENDS = EC_BACKENDS;
 
 function backendPublicKey(backend: EcBackend, priv: Uint8Array): string {
   return bytesToHex(backend.encodePoint(backend.mulBase(bytesToBigInt(priv))));
 }
 
-describe(FILE, () => {
-  (v.cases as any[]).forEach((c, i) => {
+describe.runIf(v !== undefined)(FILE, () => {
+  ((v?.cases ?? []) as any[]).forEach((c, i) => {
     describe(caseTitle(FILE, i, c.name), () => {
       it('public key and address from the private key', () => {
         const priv = hexToBytes(c.private_key_hex);
@@ -64,7 +64,7 @@ describe(FILE, () => {
   });
 
   describe('placeholder_ring_key', () => {
-    const p = v.placeholder_ring_key;
+    const p = v?.placeholder_ring_key;
 
     it('derives from the public secret and matches the protocol constants', () => {
       const secret = new TextEncoder().encode(p.secret_utf8);

@@ -22,11 +22,12 @@ import {
   type RingSigRejectCode,
 } from '../../rings/index.js';
 import { EC_BACKENDS } from '../helpers/ec-backends.js';
-import { caseTitle, loadVectors } from '../helpers/vectors.js';
+import { caseTitle, hasVectorFile, loadVectors } from '../helpers/vectors.js';
 
 const FILE = 'ring-signatures.json';
-const v = loadVectors(FILE);
-const keys = loadVectors('keys.json');
+const v: any = hasVectorFile(FILE) ? loadVectors(FILE) : undefined;
+/** keys.json supplies the private keys behind the ring members (for re-signing checks). */
+const keys: any = hasVectorFile('keys.json') ? loadVectors('keys.json') : { cases: [] };
 const BACKENDS = EC_BACKENDS;
 
 const hexes = (list: string[]): Uint8Array[] => list.map(hexToBytes);
@@ -35,10 +36,9 @@ const hex32 = (k: bigint): string => bytesToHex(bigIntToBytes(k, 32));
 
 /** Private keys of the vector key set, by public key hex. */
 const privateKeyByPublic = new Map<string, Uint8Array>(
-  [...(keys.cases as any[]), keys.placeholder_ring_key].map((k: any) => [
-    k.public_key_hex as string,
-    hexToBytes(k.private_key_hex),
-  ]),
+  [...(keys.cases as any[]), ...(keys.placeholder_ring_key ? [keys.placeholder_ring_key] : [])].map(
+    (k: any) => [k.public_key_hex as string, hexToBytes(k.private_key_hex)],
+  ),
 );
 
 /** The result upstream produced, as our result value (the reason text is ours). */
@@ -76,11 +76,11 @@ function traceChain(backend: EcBackend, sigBytes: Uint8Array, message: Uint8Arra
   return { challenges, shortReductions, closes: c === sig.c0 };
 }
 
-describe(FILE, () => {
+describe.runIf(v !== undefined)(FILE, () => {
   describe('primitives.hash_to_scalar', () => {
     for (const backend of BACKENDS) {
       describe(backend.name, () => {
-        (v.primitives.hash_to_scalar as any[]).forEach((c, i) => {
+        ((v?.primitives?.hash_to_scalar ?? []) as any[]).forEach((c, i) => {
           it(caseTitle(FILE, i, c.note), () => {
             const input = hexToBytes(c.input_hex);
             expect(hex32(bytesToBigInt(sha3_512(input)) % SECP256K1_N)).toBe(c.sha3_512_mod_n_hex);
@@ -102,7 +102,7 @@ describe(FILE, () => {
   describe('primitives.hash_to_curve', () => {
     for (const backend of BACKENDS) {
       describe(backend.name, () => {
-        (v.primitives.hash_to_curve as any[]).forEach((c, i) => {
+        ((v?.primitives?.hash_to_curve ?? []) as any[]).forEach((c, i) => {
           it(caseTitle(FILE, i, `${c.input_pubkey_hex} (${c.attempts} attempt(s))`), () => {
             const r = hashToCurve(backend, hexToBytes(c.input_pubkey_hex));
             expect(r).not.toBeNull();
@@ -119,7 +119,7 @@ describe(FILE, () => {
   describe('deterministic_signatures', () => {
     for (const backend of BACKENDS) {
       describe(backend.name, () => {
-        (v.deterministic_signatures as any[]).forEach((c, i) => {
+        ((v?.deterministic_signatures ?? []) as any[]).forEach((c, i) => {
           it(caseTitle(FILE, i, c.name), () => {
             const ring = hexes(c.ring_pubkeys_hex);
             const message = hexToBytes(c.message_hash_hex);
@@ -152,7 +152,7 @@ describe(FILE, () => {
   describe('cases', () => {
     for (const backend of BACKENDS) {
       describe(backend.name, () => {
-        (v.cases as any[]).forEach((c, i) => {
+        ((v?.cases ?? []) as any[]).forEach((c, i) => {
           it(caseTitle(FILE, i, c.name), () => {
             const sig = hexToBytes(c.signature_hex);
             const message = hexToBytes(c.message_hash_hex);
@@ -173,13 +173,17 @@ describe(FILE, () => {
   });
 
   describe('our signatures verify on both backends and round-trip', () => {
-    const positive = (v.cases as any[])
+    const positive = ((v?.cases ?? []) as any[])
       .map((c, i) => ({ c, i }))
       .filter(({ c }) => c.expected.valid === true);
     for (const signer of BACKENDS) {
       describe(`signed by ${signer.name}`, () => {
         positive.forEach(({ c, i }) => {
-          it(caseTitle(FILE, i, c.name), () => {
+          // Re-signing needs the signer's private key, which keys.json provides for the shared set.
+          const decoded = decodeRingSignature(nobleBackend, hexToBytes(c.signature_hex));
+          const signerKey = decoded.ok ? decoded.sig.publicKeys[c.signer_index] : undefined;
+          const known = signerKey !== undefined && privateKeyByPublic.has(bytesToHex(signerKey));
+          it.runIf(known)(caseTitle(FILE, i, c.name), () => {
             const d = decodeRingSignature(nobleBackend, hexToBytes(c.signature_hex));
             if (!d.ok) throw new Error(d.reason);
             // Sign over the same ring in the same order, with the key at the signer's index.
@@ -210,24 +214,35 @@ describe(FILE, () => {
       });
     }
 
-    it('both backends produce identical bytes from the same nonce and decoys', () => {
-      const c = v.cases[8];
-      const d = decodeRingSignature(nobleBackend, hexToBytes(c.signature_hex));
-      if (!d.ok) throw new Error(d.reason);
-      const ring = d.sig.publicKeys;
-      const priv = privateKeyByPublic.get(bytesToHex(ring[c.signer_index]!))!;
-      const message = hexToBytes(c.message_hash_hex);
-      const opts = {
-        nonce: 0x1234567890abcdefn,
-        decoys: new Map<number, bigint>(
-          ring.map((_, k) => [k, BigInt(k + 1) * 0x1111111111111111111n] as const),
-        ),
-      };
-      opts.decoys.delete(c.signer_index);
-      const [a, b] = BACKENDS.map((bk) =>
-        bytesToHex(signRingSignature(bk, ring, c.signer_index, priv, message, opts)),
-      );
-      expect(a).toBe(b);
-    });
+    // The largest valid ring whose signer key is known.
+    const largest = positive
+      .map(({ c }) => ({ c, d: decodeRingSignature(nobleBackend, hexToBytes(c.signature_hex)) }))
+      .filter(
+        ({ c, d }) =>
+          d.ok && privateKeyByPublic.has(bytesToHex(d.sig.publicKeys[c.signer_index] ?? new Uint8Array(0))),
+      )
+      .sort((a, b) => (b.d.ok ? b.d.sig.publicKeys.length : 0) - (a.d.ok ? a.d.sig.publicKeys.length : 0))[0];
+    it.runIf(largest !== undefined)(
+      'both backends produce identical bytes from the same nonce and decoys',
+      () => {
+        const c = largest!.c;
+        const d = decodeRingSignature(nobleBackend, hexToBytes(c.signature_hex));
+        if (!d.ok) throw new Error(d.reason);
+        const ring = d.sig.publicKeys;
+        const priv = privateKeyByPublic.get(bytesToHex(ring[c.signer_index]!))!;
+        const message = hexToBytes(c.message_hash_hex);
+        const opts = {
+          nonce: 0x1234567890abcdefn,
+          decoys: new Map<number, bigint>(
+            ring.map((_, k) => [k, BigInt(k + 1) * 0x1111111111111111111n] as const),
+          ),
+        };
+        opts.decoys.delete(c.signer_index);
+        const [a, b] = BACKENDS.map((bk) =>
+          bytesToHex(signRingSignature(bk, ring, c.signer_index, priv, message, opts)),
+        );
+        expect(a).toBe(b);
+      },
+    );
   });
 });
