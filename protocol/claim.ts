@@ -8,20 +8,16 @@ import { GoRandSource, goVarint } from './go-rand.js';
 import { relayDifficultyMultiplier } from './difficulty.js';
 import { Claim, ClaimProofStatus } from './proto/gen/pocket/proof/types.js';
 import type { SessionHeader } from './proto/gen/pocket/session/types.js';
+import { parseMerkleSumRoot, type MerkleSumRoot } from './smst/root.js';
 
 export const CLAIM_ROOT_BYTES = 48;
 
-/** Sum and count carried in the last 16 bytes of a 48-byte SMST root (uint64 big-endian each). */
-export function parseClaimRoot(root: Uint8Array): { hash: Uint8Array; sum: bigint; count: bigint } {
+/** A claim root: exactly 48 bytes, hash ‖ sum (uint64 BE) ‖ count (uint64 BE). */
+export function parseClaimRoot(root: Uint8Array): MerkleSumRoot {
   if (root.length !== CLAIM_ROOT_BYTES) {
     throw new InvalidInputError('claim root', `must be ${CLAIM_ROOT_BYTES} bytes, got ${root.length}`);
   }
-  const view = new DataView(root.buffer, root.byteOffset, root.byteLength);
-  return {
-    hash: root.subarray(0, 32),
-    sum: view.getBigUint64(32, false),
-    count: view.getBigUint64(40, false),
-  };
+  return parseMerkleSumRoot(root);
 }
 
 /** Token pricing from the shared params at the session start height. */
