@@ -4,6 +4,10 @@ export {
   type KeyBuilderOptions,
   type RedisNamespaceConfig,
   type SessionTreeKeys,
+  type CacheEntityType,
+  type InvalidationType,
+  type KnownEntitySet,
+  type RebroadcastPhase,
 } from './keys.js';
 export {
   createRedisClient,
@@ -16,3 +20,16 @@ export {
   RedisVersionError,
   type RedisClientConfig,
 } from './redis-client.js';
+export {
+  PubSub,
+  PubSubError,
+  PubSubPayloadError,
+  binaryChannel,
+  jsonChannel,
+  textChannel,
+  type Channel,
+  type PubSubConfig,
+  type PubSubDeps,
+  type Unsubscribe,
+} from './pubsub.js';
+export { LuaScript, RedisScriptError, defineScript, loadScriptFile, type ScriptArg } from './scripts.js';
