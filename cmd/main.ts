@@ -10,6 +10,7 @@ import { VERSION } from '../core/index.js';
 import { nativeBindingInfo, selectBackend } from '../rings/index.js';
 import { runStack } from './stack.js';
 import { registerLocalnetCommand } from './localnet.js';
+import { registerRelayerValidateCommand } from './relayer-validate.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -52,6 +53,13 @@ export function buildProgram(): Command {
     });
 
   registerLocalnetCommand(program);
+
+  const relayer = program
+    .command('relayer')
+    .description(
+      'the relay service; today only `relayer validate --config <file>` is available (the service itself is being built)',
+    );
+  registerRelayerValidateCommand(relayer);
 
   return program;
 }

@@ -1,0 +1,27 @@
+export { ConfigError, IssueList, dottedPath, formatIssue, type ConfigIssue } from './issues.js';
+export { parseGoDurationMs } from './duration.js';
+export {
+  deepFreeze,
+  loadConfigText,
+  parseYaml,
+  validateConfigValue,
+  zodIssues,
+  type DeepReadonly,
+  type LoadOptions,
+} from './load.js';
+export {
+  LOG_LEVELS,
+  goDuration,
+  listenAddr,
+  loggingSection,
+  metricsSection,
+  namespaceSection,
+  nonNegativeInt,
+  pprofSection,
+  redisSection,
+  type LoggingConfig,
+  type MetricsConfig,
+  type NamespaceConfig,
+  type PprofConfig,
+  type RedisConfig,
+} from './sections.js';

@@ -1,0 +1,233 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { Redis } from 'ioredis';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import { afterEach, describe, expect, it } from 'vitest';
+import { KeyBuilder } from '../keys.js';
+import { useRedis } from '../../test/helpers/redis.js';
+import { decodeMinedRelayMessage, type MinedRelayMessage } from './mined-relay-message.js';
+import { StreamPublisherMetrics } from './metrics.js';
+import { StreamPublisher, type StreamPublisherConfig } from './publisher.js';
+
+const log = pino({ level: 'silent' });
+const r = useRedis();
+
+function relay(i: number, over: Partial<MinedRelayMessage> = {}): MinedRelayMessage {
+  return {
+    relay_hash: new Uint8Array(32).fill(i % 256),
+    relay_bytes: new Uint8Array([1, 2, 3, i % 256]),
+    compute_units_per_relay: 1n,
+    session_id: 'sess1',
+    session_end_height: 20,
+    supplier_operator_address: 'pokt1sup',
+    service_id: 'eth',
+    application_address: 'pokt1app',
+    arrival_block_height: 12,
+    published_at_unix_nano: 0n,
+    session_start_height: 11,
+    ...over,
+  };
+}
+
+const CFG: StreamPublisherConfig = {
+  max_len: 0,
+  ttl_seconds: 600,
+  batch_size: 50,
+  flush_interval_ms: 1,
+  max_buffered: 1000,
+};
+
+function build(redis: Redis, keys: KeyBuilder, cfg: Partial<StreamPublisherConfig> = {}) {
+  const registry = new Registry();
+  const pub = new StreamPublisher(
+    { redis, keys, log, metrics: new StreamPublisherMetrics(registry), nowNs: () => 42n },
+    { ...CFG, ...cfg },
+  );
+  return { pub, registry };
+}
+
+async function counters(registry: Registry, name: string): Promise<Record<string, number>> {
+  const m = await registry.getSingleMetric(name)!.get();
+  return Object.fromEntries(m.values.map((v) => [Object.values(v.labels).join(',') || '_', v.value]));
+}
+
+async function readStream(redis: Redis, key: string): Promise<MinedRelayMessage[]> {
+  const entries = await redis.xrangeBuffer(key, '-', '+');
+  return entries.map(([, fields]) => {
+    expect(fields.length).toBe(2);
+    expect(fields[0]!.toString()).toBe('data');
+    return decodeMinedRelayMessage(fields[1]!);
+  });
+}
+
+describe('StreamPublisher on the shared Redis', () => {
+  it('writes one `data` entry per relay, in order, with the stamped time and a TTL', async () => {
+    const { pub, registry } = build(r.client, r.keys());
+    for (let i = 0; i < 120; i++) expect(pub.publish(relay(i))).toEqual({ ok: true });
+    await pub.flush();
+    const key = r.keys().relayStream('pokt1sup');
+    expect(key).toBe(`${r.prefix}ha:relays:pokt1sup`);
+    const got = await readStream(r.client, key);
+    expect(got).toEqual(Array.from({ length: 120 }, (_, i) => relay(i, { published_at_unix_nano: 42n })));
+    const ttl = await r.client.ttl(key);
+    expect(ttl > 590 && ttl <= 600).toBe(true);
+    expect(await counters(registry, 'ha_transport_redis_published_total')).toEqual({ eth: 120 });
+    expect(pub.buffered).toBe(0);
+    await pub.close();
+  });
+
+  it('keeps a caller-set published_at and refuses invalid relays with a counted reason', async () => {
+    const { pub, registry } = build(r.client, r.keys());
+    expect(pub.publish(relay(1, { published_at_unix_nano: 7n }))).toEqual({ ok: true });
+    expect(pub.publish(relay(2, { session_id: '' }))).toEqual({
+      ok: false,
+      code: 'PUBLISH_INVALID',
+      reason: 'session_id is required',
+    });
+    expect(pub.publish(relay(3, { session_end_height: 0 }))).toEqual({
+      ok: false,
+      code: 'PUBLISH_INVALID',
+      reason: 'session_end_height must be > 0',
+    });
+    expect(pub.publish(relay(4, { supplier_operator_address: '' })).ok).toBe(false);
+    await pub.flush();
+    expect(await readStream(r.client, r.keys().relayStream('pokt1sup'))).toEqual([
+      relay(1, { published_at_unix_nano: 7n }),
+    ]);
+    expect(await counters(registry, 'ha_transport_redis_publish_dropped_total')).toEqual({ invalid: 3 });
+    await pub.close();
+    expect(pub.publish(relay(5))).toEqual({
+      ok: false,
+      code: 'PUBLISH_CLOSED',
+      reason: 'publisher is closed',
+    });
+  });
+
+  it('bounds the stream with MAXLEN ~', async () => {
+    const { pub } = build(r.client, r.keys(), { max_len: 10, batch_size: 500 });
+    for (let i = 0; i < 2000; i++) pub.publish(relay(i));
+    await pub.flush();
+    const len = await r.client.xlen(r.keys().relayStream('pokt1sup'));
+    expect(len >= 10 && len < 2000, `length ${len}`).toBe(true);
+    await pub.close();
+  });
+
+  it('drops an entry Redis refuses (WRONGTYPE) and still writes the rest', async () => {
+    const { pub, registry } = build(r.client, r.keys());
+    await r.client.set(r.keys().relayStream('pokt1bad'), 'x');
+    pub.publish(relay(1, { supplier_operator_address: 'pokt1bad' }));
+    pub.publish(relay(2));
+    await pub.flush();
+    expect(await readStream(r.client, r.keys().relayStream('pokt1sup'))).toEqual([
+      relay(2, { published_at_unix_nano: 42n }),
+    ]);
+    expect(await counters(registry, 'ha_transport_redis_publish_dropped_total')).toEqual({
+      command_error: 1,
+    });
+    await pub.close();
+  });
+});
+
+// ------------------------------------------------------------------ own redis-server, killed and restarted
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const addr = s.address();
+      s.close(() => resolve(typeof addr === 'object' && addr !== null ? addr.port : 0));
+    });
+  });
+}
+
+async function startRedisServer(port: number): Promise<ChildProcess> {
+  const child = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    {
+      stdio: 'ignore',
+    },
+  );
+  const probe = new Redis({
+    port,
+    host: '127.0.0.1',
+    lazyConnect: true,
+    retryStrategy: () => null,
+    maxRetriesPerRequest: 0,
+  });
+  probe.on('error', () => undefined);
+  for (let i = 0; i < 100; i++) {
+    try {
+      await probe.connect();
+      await probe.ping();
+      probe.disconnect();
+      return child;
+    } catch {
+      probe.disconnect();
+      await new Promise((res) => setTimeout(res, 50));
+    }
+  }
+  child.kill('SIGKILL');
+  throw new Error(`redis-server on port ${port} did not start`);
+}
+
+async function stopRedisServer(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.pid === undefined) return;
+  const exited = new Promise((res) => child.once('exit', res));
+  process.kill(child.pid, 'SIGKILL');
+  await exited;
+}
+
+async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs = 5_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > until) throw new Error('condition not reached in time');
+    await new Promise((res) => setTimeout(res, 20));
+  }
+}
+
+describe('StreamPublisher across a Redis restart', () => {
+  const servers: ChildProcess[] = [];
+  const clients: Redis[] = [];
+  afterEach(async () => {
+    for (const c of clients.splice(0)) c.disconnect();
+    for (const s of servers.splice(0)) await stopRedisServer(s);
+  });
+
+  it('buffers while Redis is down, then lands every relay after the restart; over the bound it refuses and counts', async () => {
+    const port = await freePort();
+    servers.push(await startRedisServer(port));
+    const redis = new Redis({ port, host: '127.0.0.1', retryStrategy: () => 50, maxRetriesPerRequest: 1 });
+    redis.on('error', () => undefined);
+    clients.push(redis);
+    await waitFor(() => redis.status === 'ready');
+    const keys = new KeyBuilder();
+    const { pub, registry } = build(redis, keys, { max_buffered: 30, batch_size: 10 });
+
+    pub.publish(relay(0));
+    await pub.flush();
+    expect((await readStream(redis, 'ha:relays:pokt1sup')).length).toBe(1);
+
+    await stopRedisServer(servers.pop()!);
+    await waitFor(() => redis.status !== 'ready');
+    const results = Array.from({ length: 35 }, (_, i) => pub.publish(relay(i + 1)));
+    expect(results.filter((x) => x.ok).length).toBe(30);
+    expect(results.slice(30).map((x) => (x.ok ? 'ok' : x.code))).toEqual(
+      Array(5).fill('PUBLISH_BUFFER_FULL'),
+    );
+    await pub.flush();
+    expect(pub.buffered).toBe(30);
+    expect(await counters(registry, 'ha_transport_redis_publish_dropped_total')).toEqual({ buffer_full: 5 });
+
+    servers.push(await startRedisServer(port));
+    await waitFor(() => pub.buffered === 0, 10_000);
+    // The restarted server is empty (no persistence): exactly the buffered relays landed, in order.
+    expect(await readStream(redis, 'ha:relays:pokt1sup')).toEqual(
+      Array.from({ length: 30 }, (_, i) => relay(i + 1, { published_at_unix_nano: 42n })),
+    );
+    expect(await counters(registry, 'ha_transport_redis_published_total')).toEqual({ eth: 31 });
+    expect(await pub.close()).toEqual({ unsent: 0 });
+  });
+});

@@ -1,0 +1,242 @@
+/**
+ * Publishes mined relays to the supplier's Redis Stream `{base}:{streams}:{supplier}` (relayer.md
+ * §10, cache-and-redis.md §6): one entry per relay with the single field `data` = protobuf
+ * MinedRelayMessage, exactly what the Go miner's consumer reads.
+ *
+ * Delivery:
+ * - `publish()` is synchronous and never blocks the relay path: it validates, stamps
+ *   `published_at_unix_nano` and appends to an in-memory buffer. A flush sends up to `batch_size`
+ *   entries in one pipeline (`XADD … MAXLEN ~ max_len * data <bytes>` per relay, then one `EXPIRE`
+ *   per stream touched).
+ * - While Redis is not connected nothing is sent; relays stay buffered and are flushed when the
+ *   client emits `ready` again. A pipeline that fails on the connection is put back at the front
+ *   of the buffer (order kept) and retried: delivery is at-least-once, and the miner dedups by
+ *   relay hash per session.
+ * - The buffer is bounded by `max_buffered`. When it is full, `publish()` refuses the relay with
+ *   `PUBLISH_BUFFER_FULL` and `ha_transport_redis_publish_dropped_total{reason="buffer_full"}` is
+ *   incremented — relays are never dropped silently. A command error for one entry (e.g.
+ *   WRONGTYPE) drops that entry with reason `command_error` and logs it.
+ *
+ * Differences from upstream, deliberate: upstream XADDs without MAXLEN and sets EXPIRE once per
+ * stream per process (the TTL then runs from the first publish, and a busy stream vanishes with its
+ * consumer group after 2 h). Here EXPIRE is refreshed on every batch, so a stream lives until
+ * `ttl_seconds` after its last publish, and `MAXLEN ~` bounds memory if no miner consumes
+ * (`max_len: 0` disables trimming, as upstream). Upstream also drops a relay on the first XADD
+ * error; here it is buffered and retried.
+ */
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { KeyBuilder } from '../keys.js';
+import { encodeMinedRelayMessage, type MinedRelayMessage } from './mined-relay-message.js';
+import type { StreamPublisherMetrics } from './metrics.js';
+
+export interface StreamPublisherConfig {
+  /** Approximate stream length cap (XADD MAXLEN ~); 0 = never trim. */
+  max_len: number;
+  /** Stream TTL, refreshed on every batch (relay_meter.cache_ttl upstream). */
+  ttl_seconds: number;
+  /** Relays per pipeline. */
+  batch_size: number;
+  /** How long a relay may wait for companions before a flush. */
+  flush_interval_ms: number;
+  /** Relays held in memory while Redis is unreachable; beyond it publish() refuses. */
+  max_buffered: number;
+}
+
+export const DEFAULT_STREAM_PUBLISHER_CONFIG: Readonly<StreamPublisherConfig> = Object.freeze({
+  max_len: 1_000_000,
+  ttl_seconds: 7_200,
+  batch_size: 256,
+  flush_interval_ms: 2,
+  max_buffered: 100_000,
+});
+
+export interface StreamPublisherDeps {
+  redis: Redis;
+  keys: KeyBuilder;
+  log: Logger;
+  metrics: StreamPublisherMetrics;
+  /** Unix nanoseconds; tests pass a fixed clock. */
+  nowNs?: () => bigint;
+}
+
+export type PublishResult =
+  | { ok: true }
+  | { ok: false; code: 'PUBLISH_INVALID' | 'PUBLISH_BUFFER_FULL' | 'PUBLISH_CLOSED'; reason: string };
+
+interface Pending {
+  stream: string;
+  data: Buffer;
+  service_id: string;
+}
+
+export class StreamPublisher {
+  private readonly log: Logger;
+  private readonly nowNs: () => bigint;
+  private queue: Pending[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private flushing: Promise<void> | undefined;
+  private closed = false;
+  private readonly onReady = (): void => {
+    this.log.info({ buffered: this.queue.length }, 'redis connected; flushing buffered relays');
+    this.schedule(0);
+  };
+
+  constructor(
+    private readonly deps: StreamPublisherDeps,
+    private readonly cfg: StreamPublisherConfig = DEFAULT_STREAM_PUBLISHER_CONFIG,
+  ) {
+    this.log = deps.log.child({ component: 'stream_publisher' });
+    const epochBaseNs = BigInt(Date.now()) * 1_000_000n - process.hrtime.bigint();
+    this.nowNs = deps.nowNs ?? (() => epochBaseNs + process.hrtime.bigint());
+    deps.redis.on('ready', this.onReady);
+  }
+
+  /** Relays waiting to be written. */
+  get buffered(): number {
+    return this.queue.length;
+  }
+
+  /** Queues one mined relay; the answer says whether it was accepted (never throws for bad input). */
+  publish(msg: MinedRelayMessage): PublishResult {
+    const m = this.deps.metrics;
+    if (this.closed) {
+      m.dropped.inc({ reason: 'closed' });
+      return { ok: false, code: 'PUBLISH_CLOSED', reason: 'publisher is closed' };
+    }
+    let stream: string;
+    try {
+      if (msg.session_id === '') throw new Error('session_id is required');
+      if (msg.session_end_height <= 0) throw new Error('session_end_height must be > 0');
+      stream = this.deps.keys.relayStream(msg.supplier_operator_address);
+    } catch (err) {
+      m.dropped.inc({ reason: 'invalid' });
+      return { ok: false, code: 'PUBLISH_INVALID', reason: (err as Error).message };
+    }
+    if (this.queue.length >= this.cfg.max_buffered) {
+      m.dropped.inc({ reason: 'buffer_full' });
+      return {
+        ok: false,
+        code: 'PUBLISH_BUFFER_FULL',
+        reason: `${this.queue.length} relays already buffered (max_buffered); redis unreachable or too slow`,
+      };
+    }
+    const stamped =
+      msg.published_at_unix_nano === 0n ? { ...msg, published_at_unix_nano: this.nowNs() } : msg;
+    this.queue.push({
+      stream,
+      data: Buffer.from(encodeMinedRelayMessage(stamped)),
+      service_id: msg.service_id,
+    });
+    m.buffered.set(this.queue.length);
+    this.schedule(this.queue.length >= this.cfg.batch_size ? 0 : this.cfg.flush_interval_ms);
+    return { ok: true };
+  }
+
+  /** Writes what is buffered now (as far as Redis allows); resolves when done or Redis is down. */
+  async flush(): Promise<void> {
+    while (this.flushing !== undefined) await this.flushing;
+    if (this.queue.length === 0 || this.deps.redis.status !== 'ready') return;
+    this.flushing = this.drain().finally(() => {
+      this.flushing = undefined;
+    });
+    await this.flushing;
+  }
+
+  /** Stops accepting relays, tries one last flush within `timeoutMs`, detaches from the client. */
+  async close(timeoutMs = 5_000): Promise<{ unsent: number }> {
+    this.closed = true;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    let t: NodeJS.Timeout | undefined;
+    await Promise.race([this.flush(), new Promise((res) => (t = setTimeout(res, timeoutMs)))]);
+    clearTimeout(t);
+    this.deps.redis.off('ready', this.onReady);
+    const unsent = this.queue.length;
+    if (unsent > 0) {
+      this.deps.metrics.dropped.inc({ reason: 'closed' }, unsent);
+      this.log.error({ unsent }, 'publisher closed with relays still buffered; they are lost');
+    }
+    return { unsent };
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.timer !== undefined) {
+      if (delayMs > 0) return;
+      clearTimeout(this.timer);
+    }
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.flush().catch((err: unknown) => this.log.error({ err }, 'publish flush failed'));
+    }, delayMs);
+  }
+
+  private async drain(): Promise<void> {
+    while (this.queue.length > 0 && this.deps.redis.status === 'ready') {
+      const batch = this.queue.splice(0, this.cfg.batch_size);
+      const sent = await this.sendBatch(batch);
+      if (!sent) {
+        this.queue.unshift(...batch);
+        this.deps.metrics.buffered.set(this.queue.length);
+        return;
+      }
+      this.deps.metrics.buffered.set(this.queue.length);
+    }
+  }
+
+  /** True when Redis answered every command (each entry written or dropped for its own error). */
+  private async sendBatch(batch: Pending[]): Promise<boolean> {
+    const m = this.deps.metrics;
+    const pipe = this.deps.redis.pipeline();
+    const streams = new Set<string>();
+    for (const p of batch) {
+      if (this.cfg.max_len > 0) pipe.xadd(p.stream, 'MAXLEN', '~', this.cfg.max_len, '*', 'data', p.data);
+      else pipe.xadd(p.stream, '*', 'data', p.data);
+      streams.add(p.stream);
+    }
+    for (const s of streams) pipe.expire(s, this.cfg.ttl_seconds);
+    let results: [Error | null, unknown][] | null;
+    try {
+      results = await pipe.exec();
+    } catch (err) {
+      m.publishErrors.inc({ reason: 'connection' });
+      this.log.warn({ err, batch: batch.length }, 'relay batch not written; kept buffered for retry');
+      return false;
+    }
+    if (results === null) {
+      m.publishErrors.inc({ reason: 'connection' });
+      return false;
+    }
+    // A connection failure fails every command of the pipeline; then retry the whole batch.
+    const firstErr = results.find(([e]) => e !== null)?.[0];
+    if (firstErr !== undefined && firstErr !== null && isConnectionError(firstErr)) {
+      m.publishErrors.inc({ reason: 'connection' });
+      this.log.warn(
+        { err: firstErr, batch: batch.length },
+        'relay batch not written; kept buffered for retry',
+      );
+      return false;
+    }
+    m.batchSize.observe(batch.length);
+    batch.forEach((p, i) => {
+      const err = results[i]?.[0] ?? null;
+      if (err === null) {
+        m.published.inc({ service_id: p.service_id });
+      } else {
+        m.publishErrors.inc({ reason: 'command' });
+        m.dropped.inc({ reason: 'command_error' });
+        this.log.error({ err, stream: p.stream }, 'redis refused a relay XADD; relay dropped');
+      }
+    });
+    results.slice(batch.length).forEach(([err]) => {
+      if (err !== null) this.log.warn({ err }, 'stream EXPIRE failed; retried with the next batch');
+    });
+    return true;
+  }
+}
+
+function isConnectionError(err: Error): boolean {
+  return /Connection is closed|ECONNRESET|ECONNREFUSED|EPIPE|max retries per request|Stream isn't writeable/i.test(
+    err.message,
+  );
+}
