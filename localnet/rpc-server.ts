@@ -178,6 +178,8 @@ export class RpcServer {
   private readonly wss: WebSocketServer;
   private readonly sockets = new Map<WebSocket, Subscription[]>();
   private unlisten: (() => void) | undefined;
+  /** `tcp://host:port` the server listens on, reported by `status`. */
+  private rpcAddress = 'tcp://127.0.0.1:0';
 
   constructor(private readonly chain: LocalChain) {
     this.http = createServer((req, res) => {
@@ -206,6 +208,7 @@ export class RpcServer {
     });
     this.unlisten = this.chain.onEvent((e) => this.broadcast(e));
     const port = (this.http.address() as AddressInfo).port;
+    this.rpcAddress = `tcp://${host}:${port}`;
     return { host, port, url: `http://${host}:${port}` };
   }
 
@@ -281,12 +284,13 @@ export class RpcServer {
           node_info: {
             protocol_version: { p2p: '8', block: '11', app: '0' },
             id: '0000000000000000000000000000000000000000',
-            listen_addr: 'tcp://127.0.0.1:26656',
+            // No p2p layer: the RPC address stands in for it.
+            listen_addr: this.rpcAddress,
             network: chain.chainId,
             version: '0.38.19',
             channels: '40202122233038606100',
             moniker: 'localnet',
-            other: { tx_index: 'on', rpc_address: 'tcp://127.0.0.1:26657' },
+            other: { tx_index: 'on', rpc_address: this.rpcAddress },
           },
           sync_info: {
             latest_block_hash: latest ? upperHex(latest.hash) : '00',

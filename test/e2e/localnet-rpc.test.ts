@@ -131,9 +131,14 @@ describe('localnet over HTTP JSON-RPC and websocket (cosmjs Comet38Client)', () 
   it('serves status, block and session queries that cosmjs decodes', async () => {
     net.advance(2);
     const status = await client.status();
-    expect({ network: status.nodeInfo.network, height: status.syncInfo.latestBlockHeight }).toEqual({
+    expect({
+      network: status.nodeInfo.network,
+      height: status.syncInfo.latestBlockHeight,
+      listen: status.nodeInfo.listenAddr,
+    }).toEqual({
       network: 'pocket',
       height: 3,
+      listen: net.url.replace('http://', 'tcp://'),
     });
     const info = await client.abciInfo();
     expect({ data: info.data, height: info.lastBlockHeight }).toEqual({ data: 'pocket', height: 3 });
