@@ -17,3 +17,23 @@ export class MeterParamsError extends RelayMinerError {
     super('METER_PARAMS_INVALID', `relay meter: ${what} ${why}`);
   }
 }
+
+/** A supplier key source could not be read or holds something that is not a secp256k1 key. */
+export class SupplierKeyError extends RelayMinerError {
+  constructor(source: string, why: string, cause?: unknown) {
+    super('SUPPLIER_KEY_INVALID', `${source}: ${why}`, { cause });
+  }
+}
+
+/** Shared params at a height were not available: the relay cannot be judged (answer 5xx). */
+export class SharedParamsUnavailableError extends RelayMinerError {
+  constructor(height: number) {
+    super(
+      'SHARED_PARAMS_UNAVAILABLE',
+      `shared params at height ${height} unavailable; cannot check the grace period`,
+      {
+        retryable: true,
+      },
+    );
+  }
+}

@@ -56,3 +56,30 @@ export {
   type HeaderContext,
   type HeaderMap,
 } from './backends/index.js';
+export { SharedParamsUnavailableError, SupplierKeyError } from './errors.js';
+export {
+  RelaySigner,
+  loadSupplierKeys,
+  parsePrivateKeyHex,
+  type RelaySignerDeps,
+  type SignCode,
+  type SignResult,
+} from './signer.js';
+export {
+  MAX_PLAUSIBLE_SESSION_SPAN_BLOCKS,
+  RelayValidator,
+  isPlausibleSessionHeights,
+  type ExpectedRingSource,
+  type HeightProvider,
+  type RelayValidatorConfig,
+  type RelayValidatorDeps,
+  type RingVerifier,
+  type SessionSource,
+  type SharedParamsAtHeightSource,
+  type SupplierOwnership,
+  type ValidateContext,
+  type ValidatedRelay,
+  type ValidationCode,
+  type ValidationRejection,
+  type ValidationResult,
+} from './validator.js';
