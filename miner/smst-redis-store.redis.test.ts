@@ -1,6 +1,6 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { bytesToHex } from '../core/index.js';
 import {
   InMemoryMapStore,
@@ -8,12 +8,8 @@ import {
   type MapStore,
   type StoreBatch,
 } from '../protocol/smst/index.js';
-import {
-  KeyBuilder,
-  createRedisClient,
-  deleteKeysWithPrefix,
-  type KeyBuilderOptions,
-} from '../transport/index.js';
+import { createRedisClient } from '../transport/index.js';
+import { redisUrl, useRedis } from '../test/helpers/redis.js';
 import { SmstRedisStore, type SmstRedisStoreConfig } from './index.js';
 
 const SUPPLIER = 'pokt1storetestsupplier';
@@ -53,40 +49,8 @@ async function redisNodes(redis: Redis, key: string): Promise<Record<string, str
   return hexEntries(Object.entries(await redis.hgetallBuffer(key)));
 }
 
-const redisUrl = (): string => process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379';
-
-/** Real Redis with a fresh key prefix per test, deleted afterwards (as test/helpers/redis.ts does). */
-function perTestRedis() {
-  let client: Redis | undefined;
-  let prefix = '';
-  beforeAll(async () => {
-    client = await createRedisClient({ url: redisUrl(), connection_name: 'smst-redis-store-test' });
-  });
-  beforeEach(() => {
-    prefix = `t:${randomBytes(6).toString('hex')}:`;
-  });
-  afterEach(async () => {
-    if (client !== undefined) await deleteKeysWithPrefix(client, prefix);
-  });
-  afterAll(async () => {
-    await client?.quit();
-  });
-  const ctx = {
-    get client(): Redis {
-      return client!;
-    },
-    get prefix(): string {
-      return prefix;
-    },
-    keys: (opts: KeyBuilderOptions = {}): KeyBuilder =>
-      new KeyBuilder({ ...opts, namespace: { ...opts.namespace, base_prefix: `${prefix}ha` } }),
-    deps: (): { redis: Redis; keys: KeyBuilder } => ({ redis: ctx.client, keys: ctx.keys() }),
-  };
-  return ctx;
-}
-
 describe('SmstRedisStore', () => {
-  const r = perTestRedis();
+  const r = useRedis();
 
   it('resumes a 10,000-leaf trie from Redis in a new process and continues it to the in-memory root', async () => {
     const reference = SparseMerkleSumTrie.create(new InMemoryMapStore());
