@@ -15,6 +15,7 @@ import {
   type RelayResponse,
 } from '../protocol/index.js';
 import { selectBackend } from '../rings/index.js';
+import { unsignedResponseFromVector } from '../test/helpers/relay-vectors.js';
 import { hasVectorFile, loadVectors } from '../test/helpers/vectors.js';
 import { SupplierKeyError } from './errors.js';
 import { RelaySigner, loadSupplierKeys } from './signer.js';
@@ -186,30 +187,7 @@ describe.runIf(hasVectorFile(VECTORS))('RelaySigner against relay-responses.json
     );
     expect(cases.length).toBeGreaterThan(0);
     for (const c of cases) {
-      const h = c.session_header;
-      const unsigned: RelayResponse = {
-        meta: {
-          sessionHeader: {
-            applicationAddress: h.application_address,
-            serviceId: h.service_id,
-            sessionId: h.session_id,
-            sessionStartBlockHeight: BigInt(h.session_start_block_height),
-            sessionEndBlockHeight: BigInt(h.session_end_block_height),
-          },
-          supplierOperatorSignature: Buffer.alloc(0),
-        },
-        payload: Buffer.from(hexToBytes(c.payload_hex)),
-        payloadHash: Buffer.alloc(0),
-        relayMinerError:
-          c.relay_miner_error == null
-            ? undefined
-            : {
-                codespace: c.relay_miner_error.codespace,
-                code: Number(c.relay_miner_error.code),
-                description: c.relay_miner_error.description,
-                message: c.relay_miner_error.message,
-              },
-      };
+      const unsigned = unsignedResponseFromVector(c);
       const s = new RelaySigner({ backend, log: silent }, [hexToBytes(c.supplier_private_key_hex)]);
       const signed = s.sign(unsigned, c.supplier_operator_address);
       if (!signed.ok) throw new Error(signed.reason);

@@ -13,22 +13,16 @@ import {
 } from '../../protocol/index.js';
 import { signRingSignature, verifyRingSignature } from '../../rings/index.js';
 import { EC_BACKENDS } from '../helpers/ec-backends.js';
-import { asBigInt, caseTitle, hasVectorFile, loadVectors } from '../helpers/vectors.js';
+import { sessionHeaderFromVector } from '../helpers/relay-vectors.js';
+import { caseTitle, hasVectorFile, loadVectors } from '../helpers/vectors.js';
 
 const FILE = 'relay-requests.json';
 const v: any = hasVectorFile(FILE) ? loadVectors(FILE) : undefined;
 
 function requestFromFields(c: any, signature: Uint8Array): RelayRequest {
-  const h = c.session_header;
   return {
     meta: {
-      sessionHeader: {
-        applicationAddress: h.application_address,
-        serviceId: h.service_id,
-        sessionId: h.session_id,
-        sessionStartBlockHeight: asBigInt(h.session_start_block_height),
-        sessionEndBlockHeight: asBigInt(h.session_end_block_height),
-      },
+      sessionHeader: sessionHeaderFromVector(c.session_header),
       signature: Buffer.from(signature),
       supplierOperatorAddress: c.supplier_operator_address,
     },

@@ -21,6 +21,7 @@ import {
   type RelayResponse,
 } from '../../protocol/index.js';
 import { EC_BACKENDS } from '../helpers/ec-backends.js';
+import { unsignedResponseFromVector } from '../helpers/relay-vectors.js';
 import { caseTitle, hasVectorFile, loadVectors } from '../helpers/vectors.js';
 
 const FILE = 'relay-responses.json';
@@ -28,30 +29,7 @@ const REQUESTS = 'relay-requests.json';
 const v: any = hasVectorFile(FILE) ? loadVectors(FILE) : undefined;
 
 function responseFromFields(c: any): RelayResponse {
-  const h = c.session_header;
-  const base: RelayResponse = {
-    meta: {
-      sessionHeader: {
-        applicationAddress: h.application_address,
-        serviceId: h.service_id,
-        sessionId: h.session_id,
-        sessionStartBlockHeight: BigInt(h.session_start_block_height),
-        sessionEndBlockHeight: BigInt(h.session_end_block_height),
-      },
-      supplierOperatorSignature: Buffer.alloc(0),
-    },
-    payload: Buffer.from(hexToBytes(c.payload_hex)),
-    payloadHash: Buffer.alloc(0),
-    relayMinerError:
-      c.relay_miner_error === null || c.relay_miner_error === undefined
-        ? undefined
-        : {
-            codespace: c.relay_miner_error.codespace,
-            code: Number(c.relay_miner_error.code),
-            description: c.relay_miner_error.description,
-            message: c.relay_miner_error.message,
-          },
-  };
+  const base = unsignedResponseFromVector(c);
   return c.payload_hash_hex === null ? base : withPayloadHash(base);
 }
 
