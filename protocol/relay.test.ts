@@ -19,6 +19,7 @@ import {
 } from './relay.js';
 import { sha256 } from './hash.js';
 import type { RelayRequest, RelayResponse } from './proto/gen/pocket/service/relay.js';
+import { seededRandom } from '../test/helpers/prng.js';
 
 const header = {
   applicationAddress: 'pokt18mp59p6tyg0vmz0rdmedsahjvnzv2wd7dj573f',
@@ -214,13 +215,7 @@ describe('malformed protobuf is a typed result, never an exception', () => {
   });
 
   it('survives 20,000 random and mutated inputs without throwing', () => {
-    let seed = 0x12345678;
-    const rnd = (): number => {
-      seed ^= seed << 13;
-      seed ^= seed >>> 17;
-      seed ^= seed << 5;
-      return (seed >>> 0) / 2 ** 32;
-    };
+    const rnd = seededRandom(0x12345678);
     const decoders = [
       decodeRelayRequest,
       decodeRelayResponse,

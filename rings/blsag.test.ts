@@ -24,6 +24,7 @@ import type { EcBackend } from './ec-backend.js';
 import { nobleBackend } from './noble-backend.js';
 import { prepareRing } from './ring-points.js';
 import { selectBackend } from './select-backend.js';
+import { seededUint32 } from '../test/helpers/prng.js';
 
 const native = selectBackend('native');
 const BACKENDS: EcBackend[] = [nobleBackend, native];
@@ -258,19 +259,8 @@ describe('malformed signatures are rejected as values', () => {
 });
 
 describe('fuzz: mutated and random signatures never throw (seed-fixed)', () => {
-  function rng(seed: number): () => number {
-    let a = seed >>> 0;
-    return () => {
-      a = (a + 0x6d2b79f5) >>> 0;
-      let t = a;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return (t ^ (t >>> 14)) >>> 0;
-    };
-  }
-
   it('3000 mutations on native, every 10th cross-checked on noble, both ring paths', () => {
-    const next = rng(0x5eed2024);
+    const next = seededUint32(0x5eed2024);
     const int = (n: number): number => next() % n;
     const bytes = (n: number): Uint8Array => Uint8Array.from({ length: n }, () => next() & 0xff);
     const bases: [Uint8Array, Uint8Array[]][] = [

@@ -11,6 +11,7 @@ import { SECP256K1_N as N, SECP256K1_P as P } from '../protocol/keys.js';
 import { HALF_N, canonicalEcdsaSignature, type EcBackend } from './ec-backend.js';
 import { nobleBackend } from './noble-backend.js';
 import { selectBackend } from './select-backend.js';
+import { seededUint32 } from '../test/helpers/prng.js';
 
 const native = selectBackend('native');
 const BACKENDS: EcBackend[] = [nobleBackend, native];
@@ -23,14 +24,7 @@ function compressed(prefix: number, x: bigint): Uint8Array {
 
 /** Deterministic pseudo-random scalars (mulberry32 over a fixed seed), plus the edge values. */
 function scalars(count: number, seed: number): bigint[] {
-  let a = seed >>> 0;
-  const next32 = (): number => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
+  const next32 = seededUint32(seed);
   const out = [0n, 1n, 2n, N - 1n, N, N + 1n, 2n * N - 1n, (1n << 256n) - 1n, HALF_N, HALF_N + 1n];
   while (out.length < count) {
     let k = 0n;

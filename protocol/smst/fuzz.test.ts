@@ -17,18 +17,7 @@ import {
   parseMerkleSumRoot,
   verifyClosestProof,
 } from './index.js';
-
-/** mulberry32: small, fast, deterministic. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from '../../test/helpers/prng.js';
 
 const SEED = 0x5eed_1234;
 const INPUTS = 12_000;
@@ -110,7 +99,7 @@ function unexpected(err: unknown, code: string): string | null {
 
 describe('fuzz', () => {
   it(`feeds ${INPUTS} mutated and random proofs to the decoder and verifier without a crash`, async () => {
-    const rand = prng(SEED);
+    const rand = seededRandom(SEED);
     const bases = await baseProofs();
     const outcomes = new Map<string, number>();
     const surprises: string[] = [];
@@ -154,7 +143,7 @@ describe('fuzz', () => {
   });
 
   it('parses 5,000 random roots to values or SMST_ROOT_INVALID', () => {
-    const rand = prng(SEED + 1);
+    const rand = seededRandom(SEED + 1);
     const surprises: string[] = [];
     let parsed = 0;
     for (let n = 0; n < 5_000; n++) {
