@@ -6,28 +6,33 @@ import pino from 'pino';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ChainCaches, createCacheMetrics, type ChainCachesClient } from '../../cache/index.js';
-import { ChainQueryClient } from '../../chain/index.js';
-import { startLocalnet, type Localnet } from '../../localnet/index.js';
+import type { ChainQueryClient } from '../../chain/index.js';
+import type { Localnet } from '../../localnet/index.js';
 import { RingPointCache, resolveRing, selectBackend } from '../../rings/index.js';
 import { useRedis } from '../helpers/redis.js';
-import { APP, GATEWAY, OWNER, SUPPLIER, testGenesis } from './localnet-fixtures.js';
+import {
+  APP,
+  GATEWAY,
+  OWNER,
+  SUPPLIER,
+  testGenesis,
+  startChainWithClient,
+  type ChainWithClient,
+} from './localnet-fixtures.js';
 
 const log = pino({ level: 'silent' });
 const r = useRedis();
 let chainNet: Localnet;
 let chain: ChainQueryClient;
+let chainHandle: ChainWithClient;
 
 beforeAll(async () => {
-  chainNet = await startLocalnet(testGenesis(), { blockTimeMs: 0 });
-  chainNet.chain.advanceTo(5);
-  chain = new ChainQueryClient(
-    { log },
-    { query_node_rpc_url: chainNet.url, query_timeout_ms: 3000, max_retries: 0 },
-  );
+  chainHandle = await startChainWithClient(testGenesis(), 5);
+  chainNet = chainHandle.net;
+  chain = chainHandle.query;
 });
 afterAll(async () => {
-  chain.close();
-  await chainNet.stop();
+  await chainHandle.stop();
 });
 
 /** The real client, with every call recorded by method name. */

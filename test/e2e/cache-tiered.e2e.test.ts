@@ -19,26 +19,30 @@ import { ChainQueryClient } from '../../chain/index.js';
 import { startLocalnet, type Localnet } from '../../localnet/index.js';
 import { PubSub, createRedisClient } from '../../transport/index.js';
 import { redisUrl, useRedis } from '../helpers/redis.js';
-import { APP, GATEWAY, OWNER, testGenesis } from './localnet-fixtures.js';
+import {
+  APP,
+  GATEWAY,
+  OWNER,
+  testGenesis,
+  startChainWithClient,
+  type ChainWithClient,
+} from './localnet-fixtures.js';
 
 const log = pino({ level: 'silent' });
 const r = useRedis();
 
 let chainNet: Localnet;
 let chain: ChainQueryClient;
+let chainHandle: ChainWithClient;
 const cleanups: (() => unknown)[] = [];
 
 beforeAll(async () => {
-  chainNet = await startLocalnet(testGenesis(), { blockTimeMs: 0 });
-  chainNet.chain.advanceTo(3);
-  chain = new ChainQueryClient(
-    { log },
-    { query_node_rpc_url: chainNet.url, query_timeout_ms: 3000, max_retries: 0 },
-  );
+  chainHandle = await startChainWithClient(testGenesis(), 3);
+  chainNet = chainHandle.net;
+  chain = chainHandle.query;
 });
 afterAll(async () => {
-  chain.close();
-  await chainNet.stop();
+  await chainHandle.stop();
 });
 afterEach(async () => {
   while (cleanups.length > 0) await cleanups.pop()!();

@@ -31,7 +31,16 @@ import {
 } from '../../protocol/index.js';
 import { InMemoryMapStore, SparseMerkleSumTrie } from '../../protocol/smst/index.js';
 import { expectedRingAddresses, selectBackend, signRingSignature } from '../../rings/index.js';
-import { MSG_CREATE_CLAIM, MSG_SUBMIT_PROOF, parseGenesis, type Genesis } from '../../localnet/index.js';
+import pino from 'pino';
+import { ChainQueryClient } from '../../chain/index.js';
+import {
+  MSG_CREATE_CLAIM,
+  MSG_SUBMIT_PROOF,
+  parseGenesis,
+  startLocalnet,
+  type Genesis,
+  type Localnet,
+} from '../../localnet/index.js';
 
 export interface TestKey {
   name: string;
@@ -253,5 +262,31 @@ export function submitProofMsg(header: SessionHeader, proof: Uint8Array) {
       sessionHeader: header,
       proof: Buffer.from(proof),
     }),
+  };
+}
+
+export interface ChainWithClient {
+  net: Localnet;
+  /** Our query client on the simulator: 3 s deadline, no retries, so failures surface at once. */
+  query: ChainQueryClient;
+  /** Closes the client and stops the simulator. */
+  stop(): Promise<void>;
+}
+
+/** A manual-block simulator advanced to `height`, with a query client on it. */
+export async function startChainWithClient(genesis: Genesis, height: number): Promise<ChainWithClient> {
+  const net = await startLocalnet(genesis, { blockTimeMs: 0 });
+  net.chain.advanceTo(height);
+  const query = new ChainQueryClient(
+    { log: pino({ level: 'silent' }) },
+    { query_node_rpc_url: net.url, query_timeout_ms: 3000, max_retries: 0 },
+  );
+  return {
+    net,
+    query,
+    stop: async () => {
+      query.close();
+      await net.stop();
+    },
   };
 }

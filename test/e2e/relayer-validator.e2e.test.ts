@@ -9,8 +9,7 @@ import pino from 'pino';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ChainCaches, createCacheMetrics } from '../../cache/index.js';
-import { ChainQueryClient } from '../../chain/index.js';
-import { startLocalnet, type Localnet } from '../../localnet/index.js';
+import type { ChainQueryClient } from '../../chain/index.js';
 import {
   encodeRelayRequest,
   relayRequestSignableHash,
@@ -33,7 +32,17 @@ import {
   signRingSignature,
 } from '../../rings/index.js';
 import { useRedis } from '../helpers/redis.js';
-import { APP, GATEWAY, OWNER, SUPPLIER, testGenesis, testKey, type TestKey } from './localnet-fixtures.js';
+import {
+  APP,
+  GATEWAY,
+  OWNER,
+  SUPPLIER,
+  testGenesis,
+  testKey,
+  type TestKey,
+  startChainWithClient,
+  type ChainWithClient,
+} from './localnet-fixtures.js';
 
 const log = pino({ level: 'silent' });
 const backend = selectBackend('native');
@@ -41,8 +50,8 @@ const r = useRedis();
 /** An application staked with no gateway and no public key on chain: its ring cannot resolve. */
 const APP_NO_KEY = testKey('application-no-key');
 
-let chainNet: Localnet;
 let chain: ChainQueryClient;
+let chainHandle: ChainWithClient;
 let pool: RingVerifyPool;
 let closedPool: RingVerifyPool;
 let active: Session;
@@ -58,12 +67,8 @@ beforeAll(async () => {
     service_ids: ['anvil'],
     delegatee_gateway_addresses: [],
   });
-  chainNet = await startLocalnet(genesis, { blockTimeMs: 0 });
-  chainNet.chain.advanceTo(5);
-  chain = new ChainQueryClient(
-    { log },
-    { query_node_rpc_url: chainNet.url, query_timeout_ms: 3000, max_retries: 0 },
-  );
+  chainHandle = await startChainWithClient(genesis, 5);
+  chain = chainHandle.query;
   pool = new RingVerifyPool({ ...DEFAULT_RING_VERIFY_POOL_CONFIG, threads: 1, backend: 'native' });
   closedPool = new RingVerifyPool({ ...DEFAULT_RING_VERIFY_POOL_CONFIG, threads: 1, backend: 'native' });
   await closedPool.close();
@@ -72,8 +77,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await pool.close();
-  chain.close();
-  await chainNet.stop();
+  await chainHandle.stop();
 });
 
 function validator(opts: { verifier?: RingVerifyPool; services?: string[] } = {}): RelayValidator {
