@@ -1,11 +1,11 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
+import type { ChildProcess } from 'node:child_process';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { KeyBuilder } from '../keys.js';
 import { useRedis } from '../../test/helpers/redis.js';
+import { freePort, startRedisServer, stopRedisServer, waitFor } from '../../test/helpers/redis-server.js';
 import { decodeMinedRelayMessage, type MinedRelayMessage } from './mined-relay-message.js';
 import { StreamPublisherMetrics } from './metrics.js';
 import { StreamPublisher, type StreamPublisherConfig } from './publisher.js';
@@ -130,63 +130,6 @@ describe('StreamPublisher on the shared Redis', () => {
 });
 
 // ------------------------------------------------------------------ own redis-server, killed and restarted
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const addr = s.address();
-      s.close(() => resolve(typeof addr === 'object' && addr !== null ? addr.port : 0));
-    });
-  });
-}
-
-async function startRedisServer(port: number): Promise<ChildProcess> {
-  const child = spawn(
-    'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-    {
-      stdio: 'ignore',
-    },
-  );
-  const probe = new Redis({
-    port,
-    host: '127.0.0.1',
-    lazyConnect: true,
-    retryStrategy: () => null,
-    maxRetriesPerRequest: 0,
-  });
-  probe.on('error', () => undefined);
-  for (let i = 0; i < 100; i++) {
-    try {
-      await probe.connect();
-      await probe.ping();
-      probe.disconnect();
-      return child;
-    } catch {
-      probe.disconnect();
-      await new Promise((res) => setTimeout(res, 50));
-    }
-  }
-  child.kill('SIGKILL');
-  throw new Error(`redis-server on port ${port} did not start`);
-}
-
-async function stopRedisServer(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.pid === undefined) return;
-  const exited = new Promise((res) => child.once('exit', res));
-  process.kill(child.pid, 'SIGKILL');
-  await exited;
-}
-
-async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs = 5_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > until) throw new Error('condition not reached in time');
-    await new Promise((res) => setTimeout(res, 20));
-  }
-}
 
 describe('StreamPublisher across a Redis restart', () => {
   const servers: ChildProcess[] = [];
