@@ -11,3 +11,5 @@ export {
   constantTimeEqual,
 } from './bytes.js';
 export { VERSION } from './version.js';
+export { createLogger, formatTextLine } from './log.js';
+export { splitListenAddr, startOpsServer, type OpsReply, type OpsRoute, type OpsServer } from './ops-server.js';

@@ -183,6 +183,10 @@ describe('validateRelayerConfig', () => {
       response_compression: { enabled: false, min_size_bytes: 1024 },
       timeout_profiles: DEFAULT_TIMEOUT_PROFILES,
       pool_profiles: DEFAULT_POOL_PROFILES,
+      grpc: { enabled: true, listen_addr: '0.0.0.0:8082', max_message_bytes: 16_777_216 },
+      relay_streams: { max_len: 1_000_000, batch_size: 256, flush_interval_ms: 2, max_buffered: 100_000 },
+      ring_verify: { threads: 0, backend: 'auto', max_queue: 4_096, task_timeout_ms: 5_000 },
+      shutdown: { drain_timeout_seconds: 30 },
       simulation: { enabled: false, max_concurrent: 32, freshness_window_seconds: 30, identities: [] },
     });
     expect(Object.isFrozen(cfg)).toBe(true);
@@ -324,7 +328,7 @@ simulation:
       { path: 'simulation.identities[1].key_id', message: "duplicate key_id 'a'" },
       {
         path: 'simulation.identities[1].gateway_pubkeys_hex[0]',
-        message: 'must be a 33-byte compressed secp256k1 public key in hex',
+        message: 'is not a compressed secp256k1 point on the curve',
       },
     ]);
   });

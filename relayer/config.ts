@@ -17,6 +17,7 @@ import {
   type DeepReadonly,
   type IssueList,
 } from '../core/config/index.js';
+import { checkSimulationConfig } from './simulation.js';
 
 export const BACKEND_TYPES = ['jsonrpc', 'rest', 'websocket', 'grpc', 'cometbft'] as const;
 export type BackendType = (typeof BACKEND_TYPES)[number];
@@ -228,6 +229,34 @@ export const relayerConfigSchema = z.strictObject({
     .prefault({}),
   timeout_profiles: z.record(z.string().min(1), timeoutProfile).default(DEFAULT_TIMEOUT_PROFILES),
   pool_profiles: z.record(z.string().min(1), poolProfile).default(DEFAULT_POOL_PROFILES),
+  grpc: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      listen_addr: listenAddr().default('0.0.0.0:8082'),
+      max_message_bytes: z.number().int().positive().default(16_777_216),
+    })
+    .prefault({}),
+  relay_streams: z
+    .strictObject({
+      max_len: nonNegativeInt().default(1_000_000),
+      batch_size: z.number().int().positive().default(256),
+      flush_interval_ms: nonNegativeInt().default(2),
+      max_buffered: z.number().int().positive().default(100_000),
+    })
+    .prefault({}),
+  ring_verify: z
+    .strictObject({
+      threads: nonNegativeInt().default(0),
+      backend: z.enum(['auto', 'native', 'noble']).default('auto'),
+      max_queue: z.number().int().positive().default(4_096),
+      task_timeout_ms: z.number().int().positive().default(5_000),
+    })
+    .prefault({}),
+  shutdown: z
+    .strictObject({
+      drain_timeout_seconds: nonNegativeInt().default(30),
+    })
+    .prefault({}),
   simulation: z
     .strictObject({
       enabled: z.boolean().default(false),
@@ -366,47 +395,7 @@ export function crossCheckRelayerConfig(cfg: RelayerConfigRaw, issues: IssueList
   if (keys.keyring?.backend === 'file' && (keys.keyring.dir ?? '') === '') {
     issues.add('keys.keyring.dir', "required for keyring backend 'file'");
   }
-  const sim = cfg.simulation;
-  if (sim.enabled) {
-    if (sim.identities.length === 0) {
-      issues.add(
-        'simulation.identities',
-        'simulation is enabled but no identities are pinned; add one or disable simulation',
-      );
-    }
-    const seen = new Set<string>();
-    sim.identities.forEach((idn, i) => {
-      const ip = `simulation.identities[${i}]`;
-      if (seen.has(idn.key_id)) issues.add(`${ip}.key_id`, `duplicate key_id '${idn.key_id}'`);
-      seen.add(idn.key_id);
-      if (!isCompressedPubKeyHex(idn.app_pubkey_hex)) {
-        issues.add(`${ip}.app_pubkey_hex`, 'must be a 33-byte compressed secp256k1 public key in hex');
-      }
-      if (idn.gateway_pubkeys_hex.length === 0) {
-        issues.add(`${ip}.gateway_pubkeys_hex`, 'at least one gateway public key is required');
-      }
-      idn.gateway_pubkeys_hex.forEach((k, j) => {
-        if (!isCompressedPubKeyHex(k)) {
-          issues.add(
-            `${ip}.gateway_pubkeys_hex[${j}]`,
-            'must be a 33-byte compressed secp256k1 public key in hex',
-          );
-        }
-      });
-      for (const s of idn.allowed_services) {
-        if (cfg.services[s] === undefined)
-          issues.add(`${ip}.allowed_services`, `service '${s}' is not configured`);
-      }
-    });
-  }
-}
-
-/**
- * Shape check of a compressed secp256k1 key (prefix 02/03, 33 bytes). The on-curve check and the
- * forbidden ring placeholder key are checked by the simulation module, which owns the curve code.
- */
-function isCompressedPubKeyHex(hex: string): boolean {
-  return /^0[23][0-9a-fA-F]{64}$/.test(hex);
+  checkSimulationConfig(cfg.simulation, Object.keys(cfg.services), issues);
 }
 
 /**

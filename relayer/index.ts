@@ -83,3 +83,36 @@ export {
   type ValidationRejection,
   type ValidationResult,
 } from './validator.js';
+export {
+  GRPC,
+  RelayCore,
+  meterSessionOf,
+  type AdmitContext,
+  type AdmittedRelay,
+  type GateDecision,
+  type HeightSource,
+  type MinedRelayInput,
+  type RejectReason,
+  type RelayCoreDeps,
+  type RelayRefusal,
+  type RelayTransport,
+  type SimulationVerdict,
+} from './relay-core.js';
+export {
+  HttpRelayHandler,
+  isStreamingContentType,
+  splitLines,
+  type HttpRelayInput,
+  type HttpSink,
+} from './http-relay.js';
+export { RelayServer, serviceReadiness, type RelayServerOptions } from './server.js';
+export {
+  SimulationAdmission,
+  checkSimulationConfig,
+  formatSimSessionId,
+  parseSimSessionId,
+  type SimAdmission,
+  type SimRefusal,
+  type SimTransport,
+} from './simulation.js';
+export { relayRequestBasicProblem, sessionHeaderProblem } from './relay-basic.js';

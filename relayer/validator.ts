@@ -7,15 +7,14 @@
  */
 import { isRetryable } from '../core/index.js';
 import {
-  decodeAddress,
   decodeRelayRequest,
   relayRequestSignableHash,
   type RelayRequest,
-  type SessionHeader,
 } from '../protocol/index.js';
 import type { PoolVerifyResult, RingLookupResult } from '../rings/index.js';
 import type { Session, SessionArgs, SharedParams } from '../cache/index.js';
 import { SharedParamsUnavailableError } from './errors.js';
+import { relayRequestBasicProblem } from './relay-basic.js';
 
 /** Widest session span and distance from the current height accepted before any lookup. */
 export const MAX_PLAUSIBLE_SESSION_SPAN_BLOCKS = 10_000;
@@ -131,25 +130,6 @@ export function isPlausibleSessionHeights(start: number, end: number, h: number)
   return true;
 }
 
-/** Service ids as poktroll accepts them (letters, digits, `_`, `-`; at most 42 characters). */
-const SERVICE_ID_RE = /^[a-zA-Z0-9_-]{1,42}$/;
-
-/** poktroll SessionHeader.ValidateBasic (stateless). */
-function headerProblem(h: SessionHeader): string | undefined {
-  try {
-    decodeAddress(h.applicationAddress);
-  } catch {
-    return `application address "${h.applicationAddress}" is not a pokt bech32 address`;
-  }
-  if (h.sessionId === '') return 'session id is empty';
-  if (!SERVICE_ID_RE.test(h.serviceId)) return `service id "${h.serviceId}" is not a valid service id`;
-  if (h.sessionStartBlockHeight <= 0n) return 'sessions can only start at height 1 or greater';
-  if (h.sessionEndBlockHeight <= h.sessionStartBlockHeight)
-    return 'session end height is not after its start';
-  if (h.sessionEndBlockHeight > BigInt(Number.MAX_SAFE_INTEGER)) return 'session end height out of range';
-  return undefined;
-}
-
 export class RelayValidator {
   private readonly services: ReadonlySet<string>;
 
@@ -161,30 +141,19 @@ export class RelayValidator {
   }
 
   async validate(requestBytes: Uint8Array, ctx: ValidateContext = {}): Promise<ValidationResult> {
-    // 1. ValidateBasic
     const decoded = decodeRelayRequest(requestBytes);
     if (!decoded.ok) return reject('RELAY_MALFORMED', `invalid relay request: ${decoded.reason}`, 400);
-    const request = decoded.value;
-    // Decoding as Go does leaves `meta` always present (an absent meta reads as an empty one), so a
-    // request without meta is reported as one without a session header, like upstream.
-    const meta = request.meta;
-    const header = meta?.sessionHeader;
-    if (meta === undefined || header === undefined) {
-      return reject('RELAY_MISSING_SESSION_HEADER', 'relay request meta has no session header', 400);
-    }
-    const problem = headerProblem(header);
-    if (problem !== undefined)
-      return reject('RELAY_INVALID_SESSION_HEADER', `invalid session header: ${problem}`, 400);
-    if (meta.signature.length === 0)
-      return reject('RELAY_MISSING_SIGNATURE', 'relay request has no ring signature', 400);
+    return this.validateRequest(decoded.value, ctx);
+  }
+
+  /** The same checks on a request the transport already decoded strictly. */
+  async validateRequest(request: RelayRequest, ctx: ValidateContext = {}): Promise<ValidationResult> {
+    // 1. ValidateBasic
+    const basic = relayRequestBasicProblem(request);
+    if (basic !== undefined) return reject(basic.code, basic.reason, 400);
+    const meta = request.meta!;
+    const header = meta.sessionHeader!;
     const supplierAddress = meta.supplierOperatorAddress;
-    if (supplierAddress === '') {
-      return reject(
-        'RELAY_MISSING_SUPPLIER_ADDRESS',
-        'missing supplier operator address in relay request',
-        400,
-      );
-    }
 
     // 2. supplier allow-list (skipped when no key is loaded, as upstream)
     if (!this.deps.suppliers.owns(supplierAddress) && this.deps.suppliers.addresses.length > 0) {

@@ -62,3 +62,13 @@ export {
 } from './verify-pool.js';
 export type { VerifyItem } from './verify-batch.js';
 export { NativeBackendUnavailableError, RingSignError, RingSourceError } from './errors.js';
+export {
+  POKT_STREAM_DELIMITER,
+  signGatewayRelayRequest,
+  splitStreamBatches,
+  verifyHttpRelayResponse,
+  verifyRelayResponse,
+  type GatewayRelayInput,
+  type ResponseCheck,
+  type ResponseCheckCode,
+} from './gateway-relay.js';

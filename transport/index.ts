@@ -33,3 +33,4 @@ export {
   type Unsubscribe,
 } from './pubsub.js';
 export { LuaScript, RedisScriptError, defineScript, loadScriptFile, type ScriptArg } from './scripts.js';
+export * from './streams/index.js';
