@@ -18,6 +18,13 @@ import { createHash } from 'node:crypto';
 import http2 from 'node:http2';
 import { gunzipSync } from 'node:zlib';
 import { BinaryReader, BinaryWriter } from '@bufbuild/protobuf/wire';
+import {
+  GrpcStatus,
+  encodeGrpcFrame,
+  encodeGrpcMessage,
+  parseGrpcFrames,
+  parseGrpcTimeoutMs,
+} from '../../core/index.js';
 import { closeServer, listenLoopback, type DemoBackend } from './server-lifecycle.js';
 
 export const DEMO_SERVICE = 'demo.DemoService';
@@ -28,16 +35,16 @@ export const GRPC_METHODS = {
   fail: `/${DEMO_SERVICE}/Fail`,
 } as const;
 
-export const GrpcStatus = {
-  OK: 0,
-  CANCELLED: 1,
-  UNKNOWN: 2,
-  INVALID_ARGUMENT: 3,
-  DEADLINE_EXCEEDED: 4,
-  UNIMPLEMENTED: 12,
-  INTERNAL: 13,
-  UNAVAILABLE: 14,
-} as const;
+// Framing and status codes live in core; re-exported so the demo backend's users keep one import.
+export {
+  GrpcStatus,
+  decodeGrpcMessage,
+  encodeGrpcFrame,
+  encodeGrpcMessage,
+  parseGrpcFrames,
+  parseGrpcTimeoutMs,
+  type GrpcFrame,
+} from '../../core/index.js';
 
 export const MAX_GRPC_MESSAGE_BYTES = 4 * 1024 * 1024;
 export const MAX_STREAM_BLOCKS = 10_000;
@@ -137,63 +144,6 @@ function readFields(
 /** The deterministic demo block at `height`. */
 export function demoBlock(height: bigint): DemoBlock {
   return { height, hash: Uint8Array.from(createHash('sha256').update(`grpc-block-${height}`).digest()) };
-}
-
-// ---- framing ----------------------------------------------------------------------------------
-
-/** One length-prefixed gRPC message. */
-export function encodeGrpcFrame(message: Uint8Array, compressed = false): Buffer {
-  const out = Buffer.alloc(5 + message.length);
-  out[0] = compressed ? 1 : 0;
-  out.writeUInt32BE(message.length, 1);
-  out.set(message, 5);
-  return out;
-}
-
-export interface GrpcFrame {
-  compressed: boolean;
-  message: Buffer;
-}
-
-/** Splits complete frames off the front of `buf`; `rest` is an incomplete tail. */
-export function parseGrpcFrames(buf: Buffer): { frames: GrpcFrame[]; rest: Buffer } {
-  const frames: GrpcFrame[] = [];
-  let off = 0;
-  while (buf.length - off >= 5) {
-    const len = buf.readUInt32BE(off + 1);
-    if (buf.length - off - 5 < len) break;
-    frames.push({ compressed: buf[off] === 1, message: buf.subarray(off + 5, off + 5 + len) });
-    off += 5 + len;
-  }
-  return { frames, rest: buf.subarray(off) };
-}
-
-/** gRPC `grpc-message` encoding: percent-encode bytes outside 0x20–0x7e and `%`. */
-export function encodeGrpcMessage(text: string): string {
-  let out = '';
-  for (const b of Buffer.from(text, 'utf8')) {
-    out +=
-      b < 0x20 || b > 0x7e || b === 0x25
-        ? `%${b.toString(16).toUpperCase().padStart(2, '0')}`
-        : String.fromCharCode(b);
-  }
-  return out;
-}
-
-export function decodeGrpcMessage(text: string): string {
-  return Buffer.from(
-    text.replace(/%([0-9A-Fa-f]{2})/g, (_m, h: string) => String.fromCharCode(parseInt(h, 16))),
-    'latin1',
-  ).toString('utf8');
-}
-
-/** `grpc-timeout` (e.g. `100m`, `5S`) in ms; undefined when absent or malformed. */
-export function parseGrpcTimeoutMs(value: string | undefined): number | undefined {
-  const m = value === undefined ? null : /^(\d{1,8})([HMSmun])$/.exec(value);
-  if (!m) return undefined;
-  const n = Number(m[1]);
-  const factor: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000001 };
-  return n * factor[m[2]!]!;
 }
 
 // ---- server -----------------------------------------------------------------------------------
@@ -310,7 +260,7 @@ export class GrpcBackend implements DemoBackend {
     stream.on('end', () => {
       if (finished) return;
       if (size > MAX_GRPC_MESSAGE_BYTES + 5) {
-        finish(8, `request larger than ${MAX_GRPC_MESSAGE_BYTES} bytes`); // RESOURCE_EXHAUSTED
+        finish(GrpcStatus.RESOURCE_EXHAUSTED, `request larger than ${MAX_GRPC_MESSAGE_BYTES} bytes`);
         return;
       }
       const { frames, rest } = parseGrpcFrames(Buffer.concat(chunks));
