@@ -6,8 +6,13 @@ import type { ChainQueryClient } from '../chain/index.js';
 import { accountPublicKeyEntity } from './entities/account.js';
 import { applicationEntity, type Application } from './entities/application.js';
 import type { EntityTtlConfig, ServiceAtHeight } from './entities/common.js';
-import { proofParamsEntity, sharedParamsAtHeightEntity, sharedParamsEntity } from './entities/params.js';
-import type { ProofParams, SharedParams } from './entities/params.js';
+import {
+  proofParamsEntity,
+  sessionParamsEntity,
+  sharedParamsAtHeightEntity,
+  sharedParamsEntity,
+} from './entities/params.js';
+import type { ProofParams, SessionParamsValue, SharedParams } from './entities/params.js';
 import {
   computeUnitsPerRelayEntity,
   relayMiningDifficultyEntity,
@@ -35,6 +40,7 @@ export type ChainCachesClient = Pick<
   | 'getSharedParams'
   | 'getSharedParamsAtHeight'
   | 'getProofParams'
+  | 'getSessionParams'
   | 'getRelayMiningDifficultyAtHeight'
   | 'getComputeUnitsPerRelayAtHeight'
 >;
@@ -54,6 +60,7 @@ export interface ChainCachesConfig {
   shared_params_at_height?: EntityTtlConfig;
   shared_params?: EntityTtlConfig;
   proof_params?: EntityTtlConfig;
+  session_params?: EntityTtlConfig;
   relay_mining_difficulty?: EntityTtlConfig;
   compute_units_per_relay?: EntityTtlConfig;
 }
@@ -67,6 +74,7 @@ export class ChainCaches {
   readonly sharedParamsAtHeight: TieredCache<number, SharedParams>;
   readonly sharedParams: TieredCache<null, SharedParams>;
   readonly proofParams: TieredCache<null, ProofParams>;
+  readonly sessionParams: TieredCache<null, SessionParamsValue>;
   readonly relayMiningDifficulty: TieredCache<ServiceAtHeight, RelayMiningDifficulty>;
   readonly computeUnitsPerRelay: TieredCache<ServiceAtHeight, bigint>;
   readonly invalidator = new CacheInvalidator();
@@ -87,6 +95,7 @@ export class ChainCaches {
     );
     this.sharedParams = new TieredCache(tierDeps, sharedParamsEntity(chain, cfg.shared_params), t);
     this.proofParams = new TieredCache(tierDeps, proofParamsEntity(chain, cfg.proof_params), t);
+    this.sessionParams = new TieredCache(tierDeps, sessionParamsEntity(chain, cfg.session_params), t);
     this.relayMiningDifficulty = new TieredCache(
       tierDeps,
       relayMiningDifficultyEntity(chain, cfg.relay_mining_difficulty),
@@ -111,6 +120,7 @@ export class ChainCaches {
       this.sharedParamsAtHeight,
       this.sharedParams,
       this.proofParams,
+      this.sessionParams,
       this.relayMiningDifficulty,
       this.computeUnitsPerRelay,
     ] as unknown as TieredCache<never, unknown>[];

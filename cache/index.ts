@@ -43,9 +43,11 @@ export {
 } from './entities/common.js';
 export {
   proofParamsEntity,
+  sessionParamsEntity,
   sharedParamsAtHeightEntity,
   sharedParamsEntity,
   type ProofParams,
+  type SessionParamsValue,
   type SharedParams,
 } from './entities/params.js';
 export {

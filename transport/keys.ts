@@ -53,6 +53,7 @@ export type InvalidationType =
   | 'supplier'
   | 'shared_params'
   | 'proof_params'
+  | 'session_params'
   | 'service_factor'
   | 'session'
   | 'shared_params_at_height'
@@ -247,6 +248,11 @@ export class KeyBuilder {
   /** `{base}:{cache}:lock:proof_params`. */
   proofParamsLockKey(): string {
     return `${this.cachePrefix()}:lock:proof_params`;
+  }
+
+  /** `{base}:{cache}:lock:session_params`. */
+  sessionParamsLockKey(): string {
+    return `${this.cachePrefix()}:lock:session_params`;
   }
 
   /** `{base}:{cache}:params:supplier` (singleton). */

@@ -1,7 +1,8 @@
 /**
  * Params: shared params at a height (`ha:cache:params:shared:{height}`, L1 30 min, L2 one block),
- * the shared params singleton (`ha:cache:shared_params`) and the proof params singleton
- * (`ha:cache:proof_params`). Values are protobuf Params.
+ * the shared params singleton (`ha:cache:shared_params`), the proof params singleton
+ * (`ha:cache:proof_params`) and the session params singleton (`ha:cache:session_params`).
+ * Values are protobuf Params.
  */
 import type { ChainQueryClient } from '../../chain/index.js';
 import { pb } from '../../protocol/index.js';
@@ -10,6 +11,7 @@ import type { CacheEntity } from '../tiered-cache.js';
 import {
   BLOCK_TIME_MS,
   MINUTE_MS,
+  SECOND_MS,
   SINGLETON_ID,
   parseHeightId,
   protoEncoder,
@@ -18,6 +20,7 @@ import {
 
 export type SharedParams = pb.sharedParams.Params;
 export type ProofParams = pb.proofParams.Params;
+export type SessionParamsValue = pb.sessionParams.Params;
 
 export function sharedParamsAtHeightEntity(
   chain: Pick<ChainQueryClient, 'getSharedParamsAtHeight'>,
@@ -77,5 +80,30 @@ export function proofParamsEntity(
     l1TtlMs: ttl.l1_ttl_ms ?? MINUTE_MS,
     l2TtlMs: () => l2TtlMs,
     invalidation: jsonInvalidation('proof_params', 'id'),
+  };
+}
+
+/**
+ * Session params (num_suppliers_per_session). Upstream reads them through the query client with a
+ * 90 s client-side cache and never writes Redis; here they share L2 like the other singletons,
+ * kept 90 s there by default so a parameter change is seen about as soon as upstream sees it.
+ */
+export function sessionParamsEntity(
+  chain: Pick<ChainQueryClient, 'getSessionParams'>,
+  ttl: EntityTtlConfig = {},
+): CacheEntity<null, SessionParamsValue> {
+  const l2TtlMs = ttl.l2_ttl_ms ?? 90 * SECOND_MS;
+  return {
+    type: 'session_params',
+    id: () => SINGLETON_ID,
+    parseId: () => null,
+    l2Key: (keys) => keys.sessionParamsKey(),
+    lockKey: (keys) => keys.sessionParamsLockKey(),
+    encode: protoEncoder(pb.sessionParams.Params),
+    decode: (bytes) => pb.sessionParams.Params.decode(bytes),
+    load: () => chain.getSessionParams(),
+    l1TtlMs: ttl.l1_ttl_ms ?? MINUTE_MS,
+    l2TtlMs: () => l2TtlMs,
+    invalidation: jsonInvalidation('session_params', 'id'),
   };
 }

@@ -158,6 +158,7 @@ describe('ChainCaches', () => {
       'shared_params_at_height',
       'shared_params',
       'proof_params',
+      'session_params',
       'relay_mining_difficulty',
       'compute_units_per_relay',
     ]);
