@@ -11,10 +11,12 @@ import { nativeBindingInfo, selectBackend } from '../rings/index.js';
 import { runStack } from './stack.js';
 import { registerLocalnetCommand } from './localnet.js';
 import { registerRelayerValidateCommand } from './relayer-validate.js';
+import { registerRelayerServiceCommand } from './relayer.js';
 
 export function buildProgram(): Command {
   const program = new Command();
   program
+    .enablePositionalOptions()
     .name('pocket-relay-miner')
     .description(
       'Relay miner for Pocket Network (Shannon): stateless relayers serve and sign relays, ' +
@@ -57,9 +59,11 @@ export function buildProgram(): Command {
   const relayer = program
     .command('relayer')
     .description(
-      'the relay service; today only `relayer validate --config <file>` is available (the service itself is being built)',
+      'the stateless relay service: verifies, meters, forwards, signs and publishes relays ' +
+        '(`relayer --config <file>`), or checks a config (`relayer validate --config <file> [--check-stake]`)',
     );
   registerRelayerValidateCommand(relayer);
+  registerRelayerServiceCommand(relayer);
 
   return program;
 }

@@ -47,6 +47,6 @@ describe('relayer validate', () => {
     const program = new Command();
     const cmd = registerRelayerValidateCommand(program.command('relayer'));
     expect(cmd.name()).toBe('validate');
-    expect(cmd.options.map((o) => o.long)).toEqual(['--config']);
+    expect(cmd.options.map((o) => o.long)).toEqual(['--config', '--check-stake', '--node']);
   });
 });

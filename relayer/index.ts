@@ -89,9 +89,7 @@ export {
   meterSessionOf,
   type AdmitContext,
   type AdmittedRelay,
-  type GateDecision,
   type HeightSource,
-  type MinedRelayInput,
   type RejectReason,
   type RelayCoreDeps,
   type RelayRefusal,
@@ -116,3 +114,30 @@ export {
   type SimTransport,
 } from './simulation.js';
 export { relayRequestBasicProblem, sessionHeaderProblem } from './relay-basic.js';
+export {
+  CacheMeterInputs,
+  DEFAULT_SERVICE_FACTOR_TTL_MS,
+  MeterInputUnavailableError,
+  parseServiceFactor,
+  type CacheMeterInputsConfig,
+  type CacheMeterInputsDeps,
+} from './meter-inputs.js';
+export {
+  DEFAULT_MINED_RELAY_PUBLISHER_CONFIG,
+  MinedRelayPublisher,
+  type MinedPublishResult,
+  type MinedRelayCode,
+  type MinedRelayInput,
+  type MinedRelayPublisherConfig,
+} from './mined-relay.js';
+export { GATE_REFUSAL_STATUS, SupplierGate, transportLabel, type GateDecision } from './supplier-gate.js';
+export { RelayPipelineMetrics } from './pipeline-metrics.js';
+export { checkStakes, type StakeCheckReport, type StakedSupplier } from './stake-check.js';
+export {
+  WS_CLOSE,
+  WebSocketBridgeMetrics,
+  attachWebSocketBridge,
+  type WebSocketBridge,
+  type WebSocketBridgeOptions,
+} from './websocket-bridge.js';
+export { startGrpcServer } from './grpc-server.js';

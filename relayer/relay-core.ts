@@ -22,8 +22,10 @@ import {
 import type { BackendRegistry } from './backends/index.js';
 import type { RelayerConfig } from './config.js';
 import type { RelayerMetrics } from './metrics.js';
+import type { MinedRelayInput } from './mined-relay.js';
 import type { MeterDecision, MeterSession } from './relay-meter.js';
 import type { SignResult } from './signer.js';
+import type { GateDecision } from './supplier-gate.js';
 import {
   isPlausibleSessionHeights,
   type SharedParamsAtHeightSource,
@@ -104,14 +106,6 @@ export interface AdmittedRelay {
 
 /* ---------- collaborators, by the shape the core needs ---------- */
 
-export type GateDecision =
-  | { ok: true; optimistic: boolean }
-  | {
-      ok: false;
-      reason:
-        'supplier_cache_error' | 'supplier_not_found' | 'supplier_inactive' | 'no_services' | 'wrong_service';
-      message: string;
-    };
 export interface SupplierGateLike {
   check(supplier: string, serviceId: string, backendType: string): Promise<GateDecision>;
 }
@@ -125,12 +119,6 @@ export interface RelayMeterLike {
 export interface ResponseSignerLike {
   owns(address: string): boolean;
   sign(response: RelayResponse, supplierAddress: string): SignResult;
-}
-export interface MinedRelayInput {
-  request: RelayRequest;
-  rawBody: Uint8Array;
-  supplierAddress: string;
-  arrivalHeight: number;
 }
 export interface MinedPublisherLike {
   publish(input: MinedRelayInput): Promise<{ ok: true } | { ok: false; code: string; reason: string }>;
@@ -444,6 +432,27 @@ export class RelayCore {
     const pre = await this.preAdmit(request, requestBytes, ctx);
     if (!pre.ok) return pre;
     return this.check(pre, ctx);
+  }
+
+  /**
+   * Charges one more relay of an admitted relay's session (each WebSocket push after the first
+   * answer is its own billed relay). Meter errors fail open, as everywhere on WebSocket; a refusal
+   * means the session's budget is spent and the push must not be served.
+   */
+  async chargeAgain(relay: AdmittedRelay): Promise<RelayRefusal | undefined> {
+    if (relay.simulated) return undefined;
+    const decision = await this.deps.meter.consume(meterSessionOf(relay), { failBehavior: 'open' });
+    if (decision.ok) return undefined;
+    if (decision.code === 'METER_EXHAUSTED') {
+      return refusal(
+        'stake_exhausted',
+        'session relay limit reached: claimable portion fully consumed',
+        429,
+        GRPC.RESOURCE_EXHAUSTED,
+        4002,
+      );
+    }
+    return undefined;
   }
 
   /** Gives the meter back this relay's cost (it was not served). Never throws. */

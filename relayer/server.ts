@@ -160,6 +160,20 @@ export class RelayServer {
     attach(app);
     app.any('/*', (res, req) => {
       const url = req.getUrl();
+      if (core.draining) {
+        // Kept-alive connections outlive the closed listener: answer and close them.
+        const body =
+          url === '/health' || url === '/healthz' || url === '/ready'
+            ? { status: 'shutting_down', block_height: core.heights.currentHeight }
+            : { error: 'relayer is shutting down' };
+        res.cork(() => {
+          res
+            .writeStatus(statusLine(503))
+            .writeHeader('Content-Type', JSON_CT)
+            .end(JSON.stringify(body), true);
+        });
+        return;
+      }
       if (url === '/health' || url === '/healthz' || url === '/ready') {
         replyJson(res, 200, { status: 'healthy', block_height: core.heights.currentHeight });
         return;

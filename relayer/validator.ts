@@ -6,11 +6,7 @@
  * chain unreachable) propagate as exceptions for the caller to answer with a server error.
  */
 import { isRetryable } from '../core/index.js';
-import {
-  decodeRelayRequest,
-  relayRequestSignableHash,
-  type RelayRequest,
-} from '../protocol/index.js';
+import { decodeRelayRequest, relayRequestSignableHash, type RelayRequest } from '../protocol/index.js';
 import type { PoolVerifyResult, RingLookupResult } from '../rings/index.js';
 import type { Session, SessionArgs, SharedParams } from '../cache/index.js';
 import { SharedParamsUnavailableError } from './errors.js';
@@ -209,11 +205,11 @@ export class RelayValidator {
         case 'RING_VERIFY_UNAVAILABLE':
           return reject('RING_VERIFY_UNAVAILABLE', verdict.reason, 503);
         case 'RING_SIG_NOT_MEMBER':
-          return reject('RING_SIG_NOT_MEMBER', verdict.reason);
+          return reject('RING_SIG_NOT_MEMBER', `ring signature invalid: ${verdict.reason}`);
         case 'RING_SIG_INVALID':
-          return reject('RING_SIG_INVALID', verdict.reason);
+          return reject('RING_SIG_INVALID', `ring signature invalid: ${verdict.reason}`);
         default:
-          return reject('RING_SIG_MALFORMED', verdict.reason);
+          return reject('RING_SIG_MALFORMED', `ring signature malformed: ${verdict.reason}`);
       }
     }
 

@@ -1,0 +1,409 @@
+/**
+ * `pocket-relay-miner relayer --config <file>`: builds the relayer graph (config → logger → Redis
+ * → caches → validator/meter/signer/publisher → relay core → uWS + gRPC listeners → ops
+ * listeners) and runs it until SIGTERM/SIGINT, then drains in-flight relays and publishes.
+ */
+import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { Registry, collectDefaultMetrics } from 'prom-client';
+import type { Command } from 'commander';
+import { ConfigError, parseGoDurationMs } from '../core/config/index.js';
+import {
+  createLogger,
+  splitListenAddr,
+  startOpsServer,
+  type OpsReply,
+  type OpsServer,
+} from '../core/index.js';
+import { BlockEventSubscriber, ChainCaches, SupplierStateCache, createCacheMetrics } from '../cache/index.js';
+import { ChainQueryClient } from '../chain/index.js';
+import { DEFAULT_RING_VERIFY_POOL_CONFIG, RingCache, RingVerifyPool, selectBackend } from '../rings/index.js';
+import {
+  KeyBuilder,
+  PubSub,
+  StreamPublisher,
+  StreamPublisherMetrics,
+  createRedisClient,
+} from '../transport/index.js';
+import {
+  BackendRegistry,
+  CacheMeterInputs,
+  MinedRelayPublisher,
+  RelayCore,
+  RelayMeter,
+  RelayServer,
+  RelaySigner,
+  RelayValidator,
+  RelayerMetrics,
+  RelayPipelineMetrics,
+  SimulationAdmission,
+  SupplierGate,
+  attachWebSocketBridge,
+  cacheTtlSeconds,
+  serviceReadiness,
+  startGrpcServer,
+  validateRelayerConfig,
+  type RelayerConfig,
+} from '../relayer/index.js';
+
+export interface RelayerOverrides {
+  log?: Logger;
+  registry?: Registry;
+  /** Replace listen ports (tests use 0 for free ports). */
+  relayPort?: number;
+  grpcPort?: number;
+  opsPorts?: { health?: number; metrics?: number };
+}
+
+export interface RunningRelayer {
+  readonly config: RelayerConfig;
+  readonly core: RelayCore;
+  readonly relayPort: number;
+  readonly grpcPort: number | undefined;
+  readonly healthPort: number | undefined;
+  readonly metricsPort: number | undefined;
+  readonly registry: Registry;
+  readonly publisher: StreamPublisher;
+  /** Graceful stop: refuse new relays, finish in-flight ones, flush publishes, close everything. */
+  stop(): Promise<{ unsent: number }>;
+}
+
+/** Starts every part of the relayer; rejects with a clear error when a dependency is unreachable. */
+export async function startRelayer(cfg: RelayerConfig, o: RelayerOverrides = {}): Promise<RunningRelayer> {
+  const log = o.log ?? createLogger(cfg.logging, 'relayer');
+  const registry = o.registry ?? new Registry();
+  if (o.registry === undefined) collectDefaultMetrics({ register: registry });
+  const closers: (() => unknown)[] = [];
+  const closeAll = async (): Promise<void> => {
+    for (const c of closers.reverse()) {
+      try {
+        await c();
+      } catch (err) {
+        log.warn({ err }, 'shutdown step failed');
+      }
+    }
+  };
+  try {
+    const redisUrl = cfg.redis.url;
+    const redis: Redis = await createRedisClient({ url: redisUrl, connection_name: 'relayer' });
+    closers.push(() => redis.quit().catch(() => redis.disconnect()));
+    redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
+    const subscriber = redis.duplicate({ connectionName: 'relayer-sub' });
+    subscriber.on('error', (err) => log.debug({ err: err.message }, 'redis subscriber error'));
+    const keys = new KeyBuilder({ namespace: cfg.redis.namespace });
+    const meterKeys = new KeyBuilder({
+      namespace: { ...cfg.redis.namespace, base_prefix: cfg.relay_meter.redis_key_prefix },
+    });
+    const pubsub = new PubSub({ publisher: redis, subscriber, log });
+    closers.push(() => pubsub.close());
+    const cacheMetrics = createCacheMetrics(registry);
+    const metrics = new RelayerMetrics(registry);
+    const pipelineMetrics = new RelayPipelineMetrics(registry);
+
+    const chain = new ChainQueryClient({ log }, { query_node_rpc_url: cfg.pocket_node.query_node_rpc_url });
+    closers.push(() => chain.close());
+    const caches = new ChainCaches({ redis, keys, pubsub, log, metrics: cacheMetrics, chain });
+    await caches.start();
+    closers.push(() => caches.close());
+    const blocks = new BlockEventSubscriber({ pubsub, keys, log, metrics: cacheMetrics });
+    await blocks.start();
+    closers.push(() => blocks.close());
+    const heights = {
+      get currentHeight(): number {
+        return blocks.currentHeight;
+      },
+      onHeight(fn: (h: number) => void): () => void {
+        return blocks.onBlock(`height-listener-${Math.random().toString(36).slice(2)}`, (ev) =>
+          fn(ev.height),
+        );
+      },
+    };
+    const states = new SupplierStateCache({ redis, keys, pubsub, log, metrics: cacheMetrics });
+    await states.start();
+    closers.push(() => states.close());
+
+    const ecBackend = selectBackend(cfg.ring_verify.backend);
+    const signer = RelaySigner.fromConfig({ backend: ecBackend, log }, cfg.keys);
+    if (signer.addresses.length === 0) {
+      throw new ConfigError('relayer config', [
+        { path: 'keys', message: 'no supplier key loaded; set keys.keys_file or keys.keys_dir' },
+      ]);
+    }
+    const threads = cfg.ring_verify.threads > 0 ? cfg.ring_verify.threads : availableParallelism();
+    const verifier = new RingVerifyPool({
+      ...DEFAULT_RING_VERIFY_POOL_CONFIG,
+      threads,
+      backend: cfg.ring_verify.backend,
+      max_queue: cfg.ring_verify.max_queue,
+      task_timeout_ms: cfg.ring_verify.task_timeout_ms,
+    });
+    closers.push(() => verifier.close());
+    const rings = new RingCache({ source: caches.ringSource, backend: ecBackend });
+    const services = Object.keys(cfg.services);
+    const validator = new RelayValidator(
+      {
+        heights,
+        sharedParamsAtHeight: caches.sharedParamsAtHeight,
+        sessions: caches.sessions,
+        rings,
+        verifier,
+        suppliers: signer,
+      },
+      { services },
+    );
+    const meter = new RelayMeter(
+      {
+        redis,
+        keys: meterKeys,
+        inputs: new CacheMeterInputs({
+          caches,
+          heights,
+          redis,
+          keys: meterKeys,
+          log,
+          metrics: pipelineMetrics,
+        }),
+        log,
+        metrics,
+      },
+      {
+        enabled: cfg.relay_meter.enabled,
+        fail_behavior: cfg.relay_meter.fail_behavior,
+        ttl_seconds: cacheTtlSeconds(cfg),
+      },
+    );
+    const stopCleanup = await meter.subscribeCleanup(pubsub);
+    closers.push(() => stopCleanup());
+    const stopGauge = meter.startActiveSessionsGauge();
+    closers.push(() => stopGauge());
+
+    const publisher = new StreamPublisher(
+      { redis, keys, log, metrics: new StreamPublisherMetrics(registry) },
+      {
+        max_len: cfg.relay_streams.max_len,
+        ttl_seconds: Math.round((parseGoDurationMs(cfg.relay_meter.cache_ttl) ?? 7_200_000) / 1000),
+        batch_size: cfg.relay_streams.batch_size,
+        flush_interval_ms: cfg.relay_streams.flush_interval_ms,
+        max_buffered: cfg.relay_streams.max_buffered,
+      },
+    );
+    const mined = new MinedRelayPublisher({
+      signer,
+      caches,
+      publisher,
+      log,
+      counters: metrics,
+      metrics: pipelineMetrics,
+    });
+    const gate = new SupplierGate(
+      { states, suppliers: signer, log, metrics: pipelineMetrics },
+      { fail_behavior: cfg.relay_meter.fail_behavior },
+    );
+    const simulation = cfg.simulation.enabled
+      ? new SimulationAdmission({
+          config: cfg.simulation,
+          services,
+          suppliers: signer,
+          redis,
+          keys,
+          verifier,
+          registry,
+          log,
+        })
+      : undefined;
+    const backends = new BackendRegistry(cfg, { log, metrics });
+    backends.startHealthChecks();
+    closers.push(() => backends.close());
+
+    const core = new RelayCore({
+      config: cfg,
+      backends,
+      heights,
+      gate,
+      validator,
+      meter,
+      signer,
+      mined,
+      sharedParamsAtHeight: caches.sharedParamsAtHeight,
+      ...(simulation !== undefined ? { simulation } : {}),
+      log,
+      metrics,
+    });
+
+    const relayAddr = splitListenAddr(cfg.listen_addr);
+    let bridge: ReturnType<typeof attachWebSocketBridge> | undefined;
+    const server = await RelayServer.start(
+      core,
+      { host: relayAddr.host, port: o.relayPort ?? relayAddr.port },
+      (app) => {
+        bridge = attachWebSocketBridge(app, core, { registry, suppliers: signer });
+      },
+    );
+    closers.push(() => server.stopListening());
+
+    let grpcPort: number | undefined;
+    if (cfg.grpc.enabled) {
+      const g = splitListenAddr(cfg.grpc.listen_addr);
+      const grpc = await startGrpcServer(core, {
+        host: g.host,
+        port: o.grpcPort ?? g.port,
+        maxMessageBytes: cfg.grpc.max_message_bytes,
+        registry,
+      });
+      grpcPort = grpc.port;
+      closers.push(() => grpc.close(1_000));
+    }
+
+    const ops: OpsServer[] = [];
+    let healthPort: number | undefined;
+    let metricsPort: number | undefined;
+    const readyRoute = (path: string): OpsReply | undefined =>
+      path.startsWith('/ready/') ? serviceReadinessReply(core, path.slice('/ready/'.length)) : undefined;
+    if (cfg.health_check.enabled) {
+      const a = splitListenAddr(cfg.health_check.addr);
+      const s = await startOpsServer({ host: a.host, port: o.opsPorts?.health ?? a.port }, [
+        (p) => (p === '/health' ? { status: 200, contentType: 'text/plain', body: 'OK' } : undefined),
+        (p) =>
+          p === '/ready'
+            ? core.draining
+              ? { status: 503, contentType: 'text/plain', body: 'DRAINING' }
+              : { status: 200, contentType: 'text/plain', body: 'READY' }
+            : undefined,
+        readyRoute,
+      ]);
+      healthPort = s.port;
+      ops.push(s);
+    }
+    if (cfg.metrics.enabled) {
+      const a = splitListenAddr(cfg.metrics.addr);
+      const s = await startOpsServer({ host: a.host, port: o.opsPorts?.metrics ?? a.port }, [
+        (p) =>
+          p === '/metrics'
+            ? registry.metrics().then((body) => ({ status: 200, contentType: registry.contentType, body }))
+            : undefined,
+        (p) =>
+          p === '/health' || p === '/ready'
+            ? { status: 200, contentType: 'text/plain', body: 'OK' }
+            : undefined,
+      ]);
+      metricsPort = s.port;
+      ops.push(s);
+    }
+    closers.push(() => Promise.all(ops.map((s) => s.close())));
+
+    log.info(
+      {
+        listen_addr: `${relayAddr.host}:${server.port}`,
+        grpc_port: grpcPort,
+        services,
+        suppliers: signer.addresses,
+        ec_backend: ecBackend.name,
+        verify_threads: threads,
+      },
+      'relayer started',
+    );
+
+    let stopped: Promise<{ unsent: number }> | undefined;
+    const stop = (): Promise<{ unsent: number }> => {
+      stopped ??= (async () => {
+        const drainMs = cfg.shutdown.drain_timeout_seconds * 1000;
+        server.stopListening();
+        const left = await core.drain(drainMs);
+        if (left.inFlight > 0 || left.background > 0) {
+          log.warn(left, 'drain deadline reached with relays still pending');
+        }
+        await bridge?.closeAll(1001, 'server shutting down');
+        const { unsent } = await publisher.close(5_000);
+        await closeAll();
+        log.info({ unsent }, 'relayer stopped');
+        return { unsent };
+      })();
+      return stopped;
+    };
+    return {
+      config: cfg,
+      core,
+      relayPort: server.port,
+      grpcPort,
+      healthPort,
+      metricsPort,
+      registry,
+      publisher,
+      stop,
+    };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}
+
+function serviceReadinessReply(core: RelayCore, id: string): OpsReply {
+  const r = serviceReadiness(core, decodeURIComponent(id));
+  return { status: r.status, contentType: 'application/json', body: JSON.stringify(r.body) };
+}
+
+/** Loads the config file; ConfigError lists every problem with its dotted path. */
+export function loadRelayerConfig(path: string): RelayerConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(path, [
+      { path: '', message: `cannot read the file (${(err as NodeJS.ErrnoException).code ?? String(err)})` },
+    ]);
+  }
+  return validateRelayerConfig(text, path);
+}
+
+/** Runs until a signal; returns the exit code. */
+export async function runRelayer(path: string): Promise<number> {
+  let cfg: RelayerConfig;
+  try {
+    cfg = loadRelayerConfig(path);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`${err.message}\n`);
+    return 1;
+  }
+  const log = createLogger(cfg.logging, 'relayer');
+  let running: RunningRelayer;
+  try {
+    running = await startRelayer(cfg, { log });
+  } catch (err) {
+    log.fatal({ err }, 'relayer failed to start');
+    process.stderr.write(`relayer failed to start: ${(err as Error).message}\n`);
+    return 1;
+  }
+  return new Promise<number>((resolve) => {
+    let signals = 0;
+    const onSignal = (sig: NodeJS.Signals): void => {
+      signals++;
+      if (signals > 1) {
+        log.warn({ signal: sig }, 'second signal: exiting without draining');
+        resolve(130);
+        return;
+      }
+      log.info({ signal: sig }, 'draining in-flight relays before exit');
+      void running.stop().then(({ unsent }) => resolve(unsent > 0 ? 1 : 0));
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+}
+
+/** Registers `relayer --config <file>` (the service) on the `relayer` command. */
+export function registerRelayerServiceCommand(relayer: Command): void {
+  relayer
+    .passThroughOptions()
+    .option('-c, --config <file>', 'relayer YAML config (see config.relayer.example.yaml)')
+    .action(async (opts: { config?: string }) => {
+      if (opts.config === undefined) {
+        relayer.help({ error: true });
+        return;
+      }
+      const code = await runRelayer(opts.config);
+      process.exit(code);
+    });
+}
