@@ -12,7 +12,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { bytesToHex } from '../../core/index.js';
 import { decodeRelay, type SessionHeader } from '../../protocol/index.js';
 import { freePort, startRedisServer, stopRedisServer, waitFor } from '../helpers/redis-server.js';
-import { testKey } from './localnet-fixtures.js';
+import { APP, GATEWAY, testKey } from './localnet-fixtures.js';
 import { startRelayerStack, type RelayerStack } from './relayer-fixtures.js';
 
 const RPC = '{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}';
@@ -64,6 +64,68 @@ describe('optimistic validation', () => {
     );
     await s.relayer.publisher.flush();
     expect((await s.streamEntries()).length).toBe(before);
+  });
+});
+
+describe('simulated relays', () => {
+  let s: RelayerStack;
+  beforeAll(async () => {
+    s = await startRelayerStack({
+      configure: (cfg) => {
+        cfg.simulation = {
+          enabled: true,
+          identities: [
+            {
+              key_id: 'probe-1',
+              enabled: true,
+              max_rps: 50,
+              app_pubkey_hex: bytesToHex(APP.publicKey),
+              gateway_pubkeys_hex: [bytesToHex(GATEWAY.publicKey)],
+            },
+          ],
+        };
+      },
+    });
+  }, 30_000);
+  afterAll(async () => s?.close());
+
+  it('serves a signed answer without metering or publishing; a replay is refused with 409', async () => {
+    const real = await s.session('anvil');
+    const header: SessionHeader = {
+      ...real,
+      sessionId: `simv1:${Math.floor(Date.now() / 1000)}:0a1b2c`,
+    };
+    const { bytes } = s.signRequest(header, s.httpPayload({ body: RPC }));
+    const headers = { 'Rpc-Type': '3', 'Pocket-Simulation-Key-Id': 'probe-1' };
+    const res = await post(s, bytes, headers);
+    expect(res.status).toBe(200);
+    const v = s.verifyHttp(res.bytes, header);
+    expect(v.ok && JSON.parse(Buffer.from(v.body).toString())).toEqual({
+      jsonrpc: '2.0',
+      id: 1,
+      result: '0x1',
+    });
+    const again = await post(s, bytes, headers);
+    expect(again.status).toBe(409);
+    expect(JSON.parse(Buffer.from(again.bytes).toString())).toEqual({
+      error: expect.stringMatching(/^simulation rejected: /),
+    });
+    await s.relayer.publisher.flush();
+    expect(await s.streamEntries()).toEqual([]);
+    expect(await s.metric('ha_relayer_simulated_relays_total', { result: 'success' })).toBe(1);
+    expect(await s.metric('ha_relayer_relay_meter_decisions_total')).toBe(0);
+    // Without simulation the same header is an ordinary relay and fails validation.
+    const plain = await post(s, s.signRequest(header, s.httpPayload({ body: RPC })).bytes);
+    expect(plain.status).toBe(403);
+  });
+
+  it('an unknown key id is refused with 403 and nothing is served', async () => {
+    const header = { ...(await s.session('anvil')), sessionId: `simv1:${Math.floor(Date.now() / 1000)}:ff` };
+    const res = await post(s, s.signRequest(header, s.httpPayload({ body: RPC })).bytes, {
+      'Rpc-Type': '3',
+      'Pocket-Simulation-Key-Id': 'nope',
+    });
+    expect(res.status).toBe(403);
   });
 });
 
@@ -169,6 +231,36 @@ describe('Redis killed and restarted', () => {
     servers.push(await startRedisServer(port, { appendonly: true, dir }));
     await waitFor(async () => (await one()).status === 200, 15_000);
   }, 60_000);
+});
+
+describe('ops listeners', () => {
+  it('serve /health, /ready, /ready/{service} and Prometheus /metrics with the relay counters', async () => {
+    const s = await startRelayerStack({
+      configure: (cfg) => {
+        cfg.health_check = { enabled: true, addr: '127.0.0.1:0' };
+        cfg.metrics = { enabled: true, addr: '127.0.0.1:0' };
+      },
+    });
+    try {
+      const h = `http://127.0.0.1:${s.relayer.healthPort}`;
+      const m = `http://127.0.0.1:${s.relayer.metricsPort}`;
+      const header = await s.session('anvil');
+      expect((await post(s, s.signRequest(header, s.httpPayload({ body: RPC })).bytes)).status).toBe(200);
+      expect(await (await fetch(`${h}/health`)).text()).toBe('OK');
+      expect(await (await fetch(`${h}/ready`)).text()).toBe('READY');
+      const ready = await fetch(`${h}/ready/anvil`);
+      expect(ready.status).toBe(200);
+      expect(((await ready.json()) as { ready: boolean }).ready).toBe(true);
+      expect((await fetch(`${h}/ready/nope`)).status).toBe(404);
+      const text = await (await fetch(`${m}/metrics`)).text();
+      expect(text).toContain('ha_relayer_relays_received_total{service_id="anvil",rpc_type="jsonrpc"} 1');
+      expect(text).toContain(
+        'ha_relayer_relays_served_total{service_id="anvil",rpc_type="jsonrpc",status_code="200"} 1',
+      );
+    } finally {
+      await s.close();
+    }
+  }, 30_000);
 });
 
 describe('graceful shutdown', () => {
