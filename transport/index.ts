@@ -11,6 +11,8 @@ export {
 } from './keys.js';
 export {
   createRedisClient,
+  parseSentinelUrl,
+  type SentinelTarget,
   deleteKeysWithPrefix,
   checkRedisVersion,
   parseRedisVersion,

@@ -61,3 +61,40 @@ describe('redis client', () => {
     );
   });
 });
+
+describe('parseSentinelUrl', () => {
+  it('reads sentinels, master name, password and db', async () => {
+    const { parseSentinelUrl } = await import('./index.js');
+    expect(parseSentinelUrl('redis-sentinel://:s%40cret@h1:26379,h2:26380/mymaster?db=2')).toEqual({
+      sentinels: [
+        { host: 'h1', port: 26379 },
+        { host: 'h2', port: 26380 },
+      ],
+      name: 'mymaster',
+      password: 's@cret',
+      db: 2,
+    });
+    expect(parseSentinelUrl('redis-sentinel://h1/m')).toEqual({
+      sentinels: [{ host: 'h1', port: 26379 }],
+      name: 'm',
+      db: 0,
+    });
+  });
+  it('refuses malformed URLs with the expected form', async () => {
+    const { parseSentinelUrl } = await import('./index.js');
+    expect(() => parseSentinelUrl('redis-sentinel://h1:26379')).toThrow(
+      /redis-sentinel:\/\/\[:password@\]host1/,
+    );
+    expect(() => parseSentinelUrl('redis-sentinel://h1:0/m')).toThrow(
+      'sentinel address "h1:0" is not host:port',
+    );
+    expect(() => parseSentinelUrl('redis-sentinel://h1/m?db=-1')).toThrow(
+      'db must be a non-negative integer',
+    );
+  });
+  it('refuses redis-cluster:// with a clear message', async () => {
+    await expect(createRedisClient({ url: 'redis-cluster://h1,h2' })).rejects.toThrow(
+      'redis-cluster:// is not supported by this build',
+    );
+  });
+});

@@ -64,14 +64,59 @@ export async function checkRedisVersion(redis: Redis): Promise<string> {
   return v.join('.');
 }
 
-/** Connects, checks the server version and returns the client. */
+export interface SentinelTarget {
+  sentinels: { host: string; port: number }[];
+  name: string;
+  password?: string;
+  db: number;
+}
+
+/**
+ * `redis-sentinel://[:password@]h1:p1,h2:p2/<master>[?db=N]` → the sentinel list, master name,
+ * password and database. Throws InvalidInputError naming what is wrong.
+ */
+export function parseSentinelUrl(url: string): SentinelTarget {
+  const m = /^redis-sentinel:\/\/(?:([^@/]*)@)?([^/?]+)\/([^/?]+)(?:\?(.*))?$/.exec(url);
+  if (m === null) {
+    throw new InvalidInputError(
+      'redis.url',
+      'write a sentinel URL as redis-sentinel://[:password@]host1:26379,host2:26379/<master name>[?db=N]',
+    );
+  }
+  const [, auth, hosts, name, query] = m;
+  const sentinels = hosts!.split(',').map((h) => {
+    const i = h.lastIndexOf(':');
+    const port = i === -1 ? 26379 : Number(h.slice(i + 1));
+    const host = i === -1 ? h : h.slice(0, i);
+    if (host === '' || !Number.isInteger(port) || port < 1 || port > 65535) {
+      throw new InvalidInputError('redis.url', `sentinel address "${h}" is not host:port`);
+    }
+    return { host, port };
+  });
+  const db = Number(new URLSearchParams(query ?? '').get('db') ?? '0');
+  if (!Number.isInteger(db) || db < 0)
+    throw new InvalidInputError('redis.url', `db must be a non-negative integer`);
+  const password = auth === undefined ? undefined : decodeURIComponent(auth.replace(/^[^:]*:/, ''));
+  return { sentinels, name: decodeURIComponent(name!), db, ...(password ? { password } : {}) };
+}
+
+/** Connects, checks the server version and returns the client (redis://, rediss://, redis-sentinel://). */
 export async function createRedisClient(cfg: RedisClientConfig): Promise<Redis> {
-  const redis = new Redis(cfg.url, {
+  const common = {
     lazyConnect: true,
     connectionName: cfg.connection_name,
     connectTimeout: cfg.connect_timeout_ms ?? 5_000,
     maxRetriesPerRequest: 3,
-  });
+  };
+  if (cfg.url.startsWith('redis-cluster://')) {
+    throw new InvalidInputError(
+      'redis.url',
+      'redis-cluster:// is not supported by this build; use redis://, rediss:// or redis-sentinel://',
+    );
+  }
+  const redis = cfg.url.startsWith('redis-sentinel://')
+    ? new Redis({ ...common, ...parseSentinelUrl(cfg.url) })
+    : new Redis(cfg.url, common);
   // ioredis reports connection failures as 'error' events too; during start-up they belong to the
   // failure thrown here. Afterwards the owner of the client attaches its own listener.
   let connectError: unknown;
