@@ -44,6 +44,7 @@ import {
 import { BACKEND_TYPES, resolveTimeoutProfile } from './config.js';
 import { forwardGrpc, H2cClient, type GrpcForwardResult } from './grpc-backend.js';
 import type { AdmitContext, AdmittedRelay, RejectReason, RelayCore, RelayRefusal } from './relay-core.js';
+import { readCapped } from './http-relay.js';
 
 export const SEND_RELAY_PATH = '/pocket.service.RelayService/SendRelay';
 /** HTTP/2 streams per connection (upstream's value). */
@@ -702,16 +703,6 @@ type ForwardOutcome =
   | { ok: true; status: number; headers: Record<string, string[]>; body: Buffer; rawBody: Buffer }
   | Extract<GrpcForwardResult, { ok: false }>;
 
-async function readCapped(body: AsyncIterable<Uint8Array>, cap: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let n = 0;
-  for await (const c of body) {
-    n += c.length;
-    if (n > cap) throw new Error(`backend body larger than ${cap} bytes`);
-    chunks.push(Buffer.from(c));
-  }
-  return Buffer.concat(chunks, n);
-}
 
 /** Starts the gRPC / gRPC-Web listener. */
 export async function startGrpcServer(core: RelayCore, opts: GrpcServerOptions): Promise<GrpcRelayServer> {

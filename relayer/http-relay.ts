@@ -322,8 +322,8 @@ export class HttpRelayHandler {
     }
     if (!sink.aborted) sink.reply(200, replyHeaders, out);
     this.core.countServed(serviceId, ctx.rpcType, result.status);
-    // Mined over the raw backend body as received (relayer.md §10), served or not to a client that left.
-    this.core.publishMined(relay, raw, ctx);
+    // Mined over the backend body (decompressed, as the client got it), even if the client left.
+    this.core.publishMined(relay, body, ctx);
   }
 
   /** Streams signed batches; the whole stream is one relay published at its end. */
@@ -402,7 +402,7 @@ export class HttpRelayHandler {
 }
 
 /** Reads a body fully, refusing more than `cap` bytes. */
-async function readCapped(body: AsyncIterable<Uint8Array>, cap: number): Promise<Buffer> {
+export async function readCapped(body: AsyncIterable<Uint8Array>, cap: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let n = 0;
   for await (const c of body) {

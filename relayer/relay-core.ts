@@ -177,6 +177,17 @@ function refusal(
   return { ok: false, reason, message, httpStatus, grpcCode, wsCloseCode };
 }
 
+/** The over-budget refusal (429 / ResourceExhausted / 4002). */
+function exhausted(): RelayRefusal {
+  return refusal(
+    'stake_exhausted',
+    'session relay limit reached: claimable portion fully consumed',
+    429,
+    GRPC.RESOURCE_EXHAUSTED,
+    4002,
+  );
+}
+
 const VALIDATION_REASONS: Partial<Record<ValidationCode, [RejectReason, number]>> = {
   RELAY_MALFORMED: ['invalid_relay_request', GRPC.INVALID_ARGUMENT],
   RELAY_MISSING_SESSION_HEADER: ['invalid_relay_request', GRPC.INVALID_ARGUMENT],
@@ -409,13 +420,7 @@ export class RelayCore {
     const decision = await this.deps.meter.consume(meterSessionOf(relay), { failBehavior });
     if (!decision.ok) {
       if (decision.code === 'METER_EXHAUSTED') {
-        return refusal(
-          'stake_exhausted',
-          'session relay limit reached: claimable portion fully consumed',
-          429,
-          GRPC.RESOURCE_EXHAUSTED,
-          4002,
-        );
+        return exhausted();
       }
       return refusal('meter_error', 'relay metering unavailable', 503, GRPC.UNAVAILABLE, 1011);
     }
@@ -444,13 +449,7 @@ export class RelayCore {
     const decision = await this.deps.meter.consume(meterSessionOf(relay), { failBehavior: 'open' });
     if (decision.ok) return undefined;
     if (decision.code === 'METER_EXHAUSTED') {
-      return refusal(
-        'stake_exhausted',
-        'session relay limit reached: claimable portion fully consumed',
-        429,
-        GRPC.RESOURCE_EXHAUSTED,
-        4002,
-      );
+      return exhausted();
     }
     return undefined;
   }
