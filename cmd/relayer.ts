@@ -44,8 +44,10 @@ import {
   cacheTtlSeconds,
   serviceReadiness,
   startGrpcServer,
+  startWebSocketListener,
   validateRelayerConfig,
   type RelayerConfig,
+  type WebSocketListener,
 } from '../relayer/index.js';
 
 export interface RelayerOverrides {
@@ -54,6 +56,7 @@ export interface RelayerOverrides {
   /** Replace listen ports (tests use 0 for free ports). */
   relayPort?: number;
   grpcPort?: number;
+  websocketPort?: number;
   opsPorts?: { health?: number; metrics?: number };
 }
 
@@ -62,6 +65,8 @@ export interface RunningRelayer {
   readonly core: RelayCore;
   readonly relayPort: number;
   readonly grpcPort: number | undefined;
+  /** The WebSocket compatibility listener (websocket.listen_addr), when enabled. */
+  readonly websocketPort: number | undefined;
   readonly healthPort: number | undefined;
   readonly metricsPort: number | undefined;
   readonly registry: Registry;
@@ -87,10 +92,14 @@ export async function startRelayer(cfg: RelayerConfig, o: RelayerOverrides = {})
   };
   try {
     const redisUrl = cfg.redis.url;
-    const redis: Redis = await createRedisClient({ url: redisUrl, connection_name: 'relayer' });
+    const redis: Redis = await createRedisClient({
+      url: redisUrl,
+      connection_name: 'relayer',
+      auto_pipelining: true,
+    });
     closers.push(() => redis.quit().catch(() => redis.disconnect()));
     redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
-    const subscriber = redis.duplicate({ connectionName: 'relayer-sub' });
+    const subscriber = redis.duplicate({ connectionName: 'relayer-sub', enableAutoPipelining: false });
     subscriber.on('error', (err) => log.debug({ err: err.message }, 'redis subscriber error'));
     const keys = new KeyBuilder({ namespace: cfg.redis.namespace });
     const meterKeys = new KeyBuilder({
@@ -233,12 +242,13 @@ export async function startRelayer(cfg: RelayerConfig, o: RelayerOverrides = {})
     });
 
     const relayAddr = splitListenAddr(cfg.listen_addr);
+    const bridgeOpts = { registry, suppliers: signer };
     let bridge: ReturnType<typeof attachWebSocketBridge> | undefined;
     const server = await RelayServer.start(
       core,
       { host: relayAddr.host, port: o.relayPort ?? relayAddr.port },
       (app) => {
-        bridge = attachWebSocketBridge(app, core, { registry, suppliers: signer });
+        bridge = attachWebSocketBridge(app, core, bridgeOpts);
       },
     );
     closers.push(() => server.stopListening());
@@ -254,6 +264,17 @@ export async function startRelayer(cfg: RelayerConfig, o: RelayerOverrides = {})
       });
       grpcPort = grpc.port;
       closers.push(() => grpc.close(1_000));
+    }
+
+    let websocket: WebSocketListener | undefined;
+    if (cfg.websocket.enabled) {
+      const w = splitListenAddr(cfg.websocket.listen_addr);
+      const listener = await startWebSocketListener(core, bridgeOpts, {
+        host: w.host,
+        port: o.websocketPort ?? w.port,
+      });
+      websocket = listener;
+      closers.push(() => listener.close());
     }
 
     const ops: OpsServer[] = [];
@@ -297,6 +318,7 @@ export async function startRelayer(cfg: RelayerConfig, o: RelayerOverrides = {})
       {
         listen_addr: `${relayAddr.host}:${server.port}`,
         grpc_port: grpcPort,
+        websocket_port: websocket?.port,
         services,
         suppliers: signer.addresses,
         ec_backend: ecBackend.name,
@@ -314,7 +336,10 @@ export async function startRelayer(cfg: RelayerConfig, o: RelayerOverrides = {})
         if (left.inFlight > 0 || left.background > 0) {
           log.warn(left, 'drain deadline reached with relays still pending');
         }
-        await bridge?.closeAll(1001, 'server shutting down');
+        await Promise.all([
+          bridge?.closeAll(1001, 'server shutting down'),
+          websocket?.closeAll(1001, 'server shutting down'),
+        ]);
         const { unsent } = await publisher.close(5_000);
         await closeAll();
         log.info({ unsent }, 'relayer stopped');
@@ -327,6 +352,7 @@ export async function startRelayer(cfg: RelayerConfig, o: RelayerOverrides = {})
       core,
       relayPort: server.port,
       grpcPort,
+      websocketPort: websocket?.port,
       healthPort,
       metricsPort,
       registry,

@@ -184,6 +184,7 @@ describe('validateRelayerConfig', () => {
       timeout_profiles: DEFAULT_TIMEOUT_PROFILES,
       pool_profiles: DEFAULT_POOL_PROFILES,
       grpc: { enabled: true, listen_addr: '0.0.0.0:8082', max_message_bytes: 16_777_216 },
+      websocket: { enabled: true, listen_addr: '0.0.0.0:8083' },
       relay_streams: { max_len: 1_000_000, batch_size: 256, flush_interval_ms: 2, max_buffered: 100_000 },
       ring_verify: { threads: 0, backend: 'auto', max_queue: 4_096, task_timeout_ms: 5_000 },
       shutdown: { drain_timeout_seconds: 30 },

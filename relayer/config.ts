@@ -236,6 +236,12 @@ export const relayerConfigSchema = z.strictObject({
       max_message_bytes: z.number().int().positive().default(16_777_216),
     })
     .prefault({}),
+  websocket: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      listen_addr: listenAddr().default('0.0.0.0:8083'),
+    })
+    .prefault({}),
   relay_streams: z
     .strictObject({
       max_len: nonNegativeInt().default(1_000_000),

@@ -140,4 +140,5 @@ export {
   type WebSocketBridge,
   type WebSocketBridgeOptions,
 } from './websocket-bridge.js';
+export { startWebSocketListener, type WebSocketListener } from './websocket-listener.js';
 export { startGrpcServer } from './grpc-server.js';

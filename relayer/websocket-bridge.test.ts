@@ -7,11 +7,15 @@ import {
   WS_READ_LIMIT_BYTES,
   WebSocketBridgeMetrics,
   backendCloseFor,
+  bridgeMetricsFor,
   backendFrameIsBinary,
   classifyDialError,
   closeCodeLabel,
   gatewayCloseForBackend,
+  handshakeStatusText,
   isSendableCloseCode,
+  rawDataBytes,
+  resolveBridgeSettings,
   resolveServiceId,
   sessionExpiredPayload,
   truncateCloseReason,
@@ -183,9 +187,15 @@ describe('session-end notice', () => {
 describe('backendFrameIsBinary', () => {
   const b = (s: string): Uint8Array => Buffer.from(s);
 
-  it('keeps text frames text', () => {
+  it('keeps text frames text while the payload is UTF-8', () => {
     expect(backendFrameIsBinary(false, b('{"id":1}'))).toBe(false);
-    expect(backendFrameIsBinary(false, Buffer.from([0xff, 0x00]))).toBe(false);
+    expect(backendFrameIsBinary(false, b('hello é'))).toBe(false);
+    expect(backendFrameIsBinary(false, new Uint8Array(0))).toBe(false);
+  });
+
+  it('writes a payload that is not UTF-8 as binary even when the gateway used text', () => {
+    expect(backendFrameIsBinary(false, Buffer.from([0xff, 0x00]))).toBe(true);
+    expect(backendFrameIsBinary(false, Buffer.from([0x7b, 0xc3]))).toBe(true);
   });
 
   it('writes JSON payloads of binary gateway frames as text', () => {
@@ -242,5 +252,81 @@ describe('WebSocketBridgeMetrics', () => {
       ['ha_relayer_websocket_closes_total', 'counter', [[{ code: '4000', initiator: 'relayer' }, 1]]],
       ['ha_relayer_websocket_upgrades_total', 'counter', [[{ result: 'upgraded' }, 1]]],
     ]);
+  });
+});
+
+describe('bridgeMetricsFor', () => {
+  it('registers the series once per registry, however many listeners ask', () => {
+    const registry = new Registry();
+    const a = bridgeMetricsFor(registry);
+    expect(bridgeMetricsFor(registry)).toBe(a);
+    expect(bridgeMetricsFor(new Registry())).not.toBe(a);
+    expect(registry.getMetricsAsArray().map((m) => m.name)).toEqual([
+      'ha_relayer_websocket_connections',
+      'ha_relayer_websocket_messages_total',
+      'ha_relayer_websocket_closes_total',
+      'ha_relayer_websocket_upgrades_total',
+    ]);
+  });
+});
+
+describe('resolveBridgeSettings', () => {
+  it('applies the defaults and sizes the hard send limit from them', () => {
+    expect(resolveBridgeSettings({ registry: new Registry() })).toEqual({
+      readLimitBytes: 15_728_640,
+      pingIntervalMs: 27_000,
+      idleTimeoutSeconds: 32,
+      highWaterBytes: 1_048_576,
+      stallTimeoutMs: 10_000,
+      maxPendingFrames: 100,
+      drainTimeoutMs: 5_000,
+      maxBufferedBytes: 1_048_576 + 2 * 15_728_640,
+    });
+  });
+
+  it('keeps what the caller set', () => {
+    expect(
+      resolveBridgeSettings({
+        registry: new Registry(),
+        readLimitBytes: 1000,
+        pingIntervalMs: 50,
+        idleTimeoutSeconds: 8,
+        highWaterBytes: 100,
+        stallTimeoutMs: 20,
+        maxPendingFrames: 3,
+        drainTimeoutMs: 10,
+      }),
+    ).toEqual({
+      readLimitBytes: 1000,
+      pingIntervalMs: 50,
+      idleTimeoutSeconds: 8,
+      highWaterBytes: 100,
+      stallTimeoutMs: 20,
+      maxPendingFrames: 3,
+      drainTimeoutMs: 10,
+      maxBufferedBytes: 2100,
+    });
+  });
+});
+
+describe('handshakeStatusText', () => {
+  it('names the statuses a handshake is refused with', () => {
+    expect([400, 403, 404, 426, 503, 599].map(handshakeStatusText)).toEqual([
+      '400 Bad Request',
+      '403 Forbidden',
+      '404 Not Found',
+      '426 Upgrade Required',
+      '503 Service Unavailable',
+      '599',
+    ]);
+  });
+});
+
+describe('rawDataBytes', () => {
+  it('returns the bytes of every shape ws delivers', () => {
+    const buf = Buffer.from([1, 2, 3]);
+    expect(rawDataBytes(buf)).toBe(buf);
+    expect(rawDataBytes([Buffer.from([1]), Buffer.from([2, 3])])).toEqual(buf);
+    expect(rawDataBytes(new Uint8Array([1, 2, 3]).buffer)).toEqual(buf);
   });
 });

@@ -1,7 +1,18 @@
 /**
- * The WebSocket transport (relayer.md §6): a gateway connection on the relay port bridged to one
- * backend connection, where every gateway frame is a signed RelayRequest and every backend frame
- * goes back as a supplier-signed RelayResponse and is published as one mined relay.
+ * The WebSocket transport (relayer.md §6): a gateway connection bridged to one backend connection,
+ * where every gateway frame is a signed RelayRequest and every backend frame goes back as a
+ * supplier-signed RelayResponse and is published as one mined relay.
+ *
+ * Two listeners accept gateway connections and share everything in this file (handshake checks,
+ * admission, metering, signing, publishing, session expiry, close codes, metrics); they differ
+ * only in the GatewaySocket adapter:
+ * - the relay port (uWebSockets.js, `attachWebSocketBridge`). uWS drops a connection (1006) on a
+ *   text frame that is not UTF-8 before any handler runs, so gateways there must send their
+ *   protobuf RelayRequests in binary frames.
+ * - the compatibility listener (`websocket.listen_addr`, `startWebSocketListener` in
+ *   websocket-listener.ts, node:http + ws without UTF-8 validation). PATH writes the protobuf
+ *   RelayRequest with the frame type its user chose, so JSON-RPC users' requests arrive as text
+ *   frames that are not UTF-8; only this listener can serve them.
  *
  * Deliberate differences from upstream:
  * - A gateway frame that is not a valid RelayRequest closes the connection with 4001; upstream
@@ -11,6 +22,10 @@
  *   handshake naming a supplier this relayer holds no key for is refused with 403 before upgrade.
  * - A relay's service and supplier must match the connection's (handshake service, declared
  *   supplier): the backend was chosen for that service, so billing another one would be wrong.
+ * - Every backend frame is metered: the first answer to an admitted request is covered by its
+ *   admission, every further frame (subscription pushes) is charged again, and a frame over the
+ *   session's budget is not served and closes the connection with 4002. Upstream meters requests
+ *   only, so a subscription kept being served after the app's budget was spent.
  * - Backend frames that arrive before any admitted request are dropped (never sent unsigned).
  *   A response that cannot be signed closes the connection (1011) instead of going out unsigned.
  * - The arrival height is taken per frame, not pinned once per connection.
@@ -21,25 +36,19 @@
  * - Backend close codes 4000–4003 are relayer codes the gateway acts on (4000 = reconnect on the
  *   next session); a backend using them is reported as 1011 instead of being passed through.
  * - Backpressure is bounded: backend reads pause while the gateway's send buffer is above the high
- *   water mark; a gateway that stays stalled for the write deadline is closed with 1011, one that
- *   keeps more than `maxPendingFrames` requests unprocessed with 1013. Nothing is buffered without
- *   bound and a frame that could not be queued for the gateway is never published.
+ *   water mark or too many backend frames wait to be metered; a gateway that stays stalled for the
+ *   write deadline is closed with 1011, one that keeps more than `maxPendingFrames` requests
+ *   unprocessed with 1013. Nothing is buffered without bound and a frame that could not be queued
+ *   for the gateway is never published.
  *
- * uWebSockets.js refuses text frames that are not UTF-8 and drops the connection itself, so a
- * gateway must send its protobuf RelayRequests in binary frames; a JSON payload in a binary frame
- * is written to the backend as text (see backendFrameIsBinary). Signed responses keep the
- * backend's frame type, as upstream and PATH expect (PATH forwards that type to its client).
+ * Signed responses keep the backend's frame type, as upstream and PATH expect (PATH forwards that
+ * type to its client). A JSON payload that arrived in a binary frame is written to the backend as
+ * text (see backendFrameIsBinary).
  */
 import { isUtf8 } from 'node:buffer';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import type {
-  TemplatedApp,
-  WebSocket as UwsSocket,
-  HttpRequest,
-  HttpResponse,
-  us_socket_context_t,
-} from 'uWebSockets.js';
+import type { TemplatedApp, WebSocket as UwsSocket } from 'uWebSockets.js';
 import { WebSocket as BackendSocket, type RawData } from 'ws';
 import { encodePoktHttpResponse, type RelayMinerError } from '../protocol/index.js';
 import { buildBackendHeaders } from './backends/index.js';
@@ -171,11 +180,12 @@ export function sessionExpiredPayload(): Uint8Array {
 /**
  * Frame type for a relay payload on the backend connection. The gateway's own frame type is kept,
  * except that a binary frame carrying JSON text (UTF-8 starting with `{` or `[`) goes to the
- * backend as text: uWebSockets.js makes gateways send their protobuf RelayRequests in binary
- * frames even when the user's frame was JSON-RPC text, and JSON-RPC backends expect text.
+ * backend as text (gateways on the relay port must send binary frames even when the user's frame
+ * was JSON-RPC text, and JSON-RPC backends expect text), and a payload that is not UTF-8 goes as
+ * binary (a text frame cannot carry it; the backend would drop the connection with 1007).
  */
 export function backendFrameIsBinary(gatewayFrameIsBinary: boolean, payload: Uint8Array): boolean {
-  if (!gatewayFrameIsBinary) return false;
+  if (!gatewayFrameIsBinary) return !isUtf8(payload);
   let i = 0;
   while (
     i < payload.length &&
@@ -207,6 +217,18 @@ export type WsUpgradeResult =
   | 'supplier_not_owned'
   | 'backend_unavailable'
   | 'shutting_down';
+
+/** The bridge series of a registry, created once however many listeners share it. */
+const metricsByRegistry = new WeakMap<Registry, WebSocketBridgeMetrics>();
+
+export function bridgeMetricsFor(registry: Registry): WebSocketBridgeMetrics {
+  let m = metricsByRegistry.get(registry);
+  if (m === undefined) {
+    m = new WebSocketBridgeMetrics(registry);
+    metricsByRegistry.set(registry, m);
+  }
+  return m;
+}
 
 export class WebSocketBridgeMetrics {
   readonly connections: Gauge<'service_id'>;
@@ -243,6 +265,47 @@ export class WebSocketBridgeMetrics {
   }
 }
 
+/* ---------- gateway sockets ---------- */
+
+/** What `GatewaySocket.send` did with a frame. */
+export type GatewaySendResult =
+  /** Written out at once. */
+  | 'sent'
+  /** Queued behind earlier frames (backpressure). */
+  | 'buffered'
+  /** Not queued: the send buffer is over its hard limit (or the socket is closed). */
+  | 'dropped';
+
+/** The gateway side of a connection as the bridge drives it; one adapter per server library. */
+export interface GatewaySocket {
+  readonly remoteAddress: string;
+  /** Bytes queued for the gateway and not yet handed to the kernel. */
+  readonly bufferedAmount: number;
+  send(data: Uint8Array, isBinary: boolean): GatewaySendResult;
+  ping(): void;
+  /** Starts the close handshake; `reason` fits a close frame (see truncateCloseReason). */
+  close(code: number, reason: string): void;
+  /** Drops the connection without a close frame. */
+  terminate(): void;
+}
+
+/** What a listener reports to the bridge about one accepted gateway connection. */
+export interface GatewayConnection {
+  /** The upgrade completed. */
+  onOpen(socket: GatewaySocket): void;
+  /** A data frame. `transient`: `data` is valid only during the call. */
+  onFrame(data: Uint8Array, isBinary: boolean, transient: boolean): void;
+  onPong(): void;
+  /** The gateway's send buffer shrank. */
+  onDrain(): void;
+  /** The connection is gone, closed by either side (1005/1006 when no code was received). */
+  onClosed(code: number, reason: string): void;
+}
+
+/** Answer to an upgrade request: go ahead with this connection, or refuse with status and JSON body. */
+export type HandshakeVerdict =
+  { ok: true; connection: GatewayConnection } | { ok: false; status: number; body: object };
+
 /* ---------- the bridge ---------- */
 
 /** Which supplier keys this relayer holds (RelaySigner satisfies it). */
@@ -251,7 +314,7 @@ export interface SupplierKeyHolder {
 }
 
 export interface WebSocketBridgeOptions {
-  /** Registry for the bridge's series. */
+  /** Registry for the bridge's series (shared by every listener on it). */
   registry: Registry;
   /**
    * Refuses handshakes that name a supplier without a key here (pass the RelaySigner). Without
@@ -260,15 +323,18 @@ export interface WebSocketBridgeOptions {
   suppliers?: SupplierKeyHolder;
   /** Frame size limit for both peers. Default 15 MiB. */
   readLimitBytes?: number;
-  /** Backend ping period; a backend that misses one pong is gone. Default 27 s. */
+  /** Ping period for both peers; a peer that sends nothing (not even a pong) for a period is gone. Default 27 s. */
   pingIntervalMs?: number;
-  /** Gateway idle timeout (uWS pings automatically before it). Default 32 s. */
+  /** Relay port only: uWS closes a gateway that sent nothing for this long. Default 32 s. */
   idleTimeoutSeconds?: number;
   /** Gateway send buffer above which backend reads pause. Default 1 MiB. */
   highWaterBytes?: number;
   /** How long the gateway may stay above the high water mark before 1011. Default 10 s. */
   stallTimeoutMs?: number;
-  /** Gateway frames received but not yet forwarded, above which the connection closes 1013. Default 100. */
+  /**
+   * Gateway frames received but not yet forwarded, above which the connection closes 1013; also
+   * the backend frames waiting for the meter above which backend reads pause. Default 100.
+   */
   maxPendingFrames?: number;
   /** closeAll: how long to wait for in-flight frames to be answered. Default 5 s. */
   drainTimeoutMs?: number;
@@ -284,33 +350,65 @@ export interface WebSocketBridge {
   closeAll(code?: number, reason?: string): Promise<void>;
 }
 
-interface Settings {
+/** Options with their defaults applied. */
+export interface BridgeSettings {
   readLimitBytes: number;
   pingIntervalMs: number;
+  idleTimeoutSeconds: number;
   highWaterBytes: number;
   stallTimeoutMs: number;
   maxPendingFrames: number;
   drainTimeoutMs: number;
+  /** Hard limit of a gateway's send buffer: one more full frame above the high water mark. */
+  maxBufferedBytes: number;
 }
 
-interface UserData {
-  conn: BridgeConnection;
+export function resolveBridgeSettings(opts: WebSocketBridgeOptions): BridgeSettings {
+  const readLimitBytes = opts.readLimitBytes ?? WS_READ_LIMIT_BYTES;
+  const highWaterBytes = opts.highWaterBytes ?? 1024 * 1024;
+  return {
+    readLimitBytes,
+    pingIntervalMs: opts.pingIntervalMs ?? 27_000,
+    idleTimeoutSeconds: opts.idleTimeoutSeconds ?? 32,
+    highWaterBytes,
+    stallTimeoutMs: opts.stallTimeoutMs ?? 10_000,
+    maxPendingFrames: opts.maxPendingFrames ?? 100,
+    drainTimeoutMs: opts.drainTimeoutMs ?? 5_000,
+    maxBufferedBytes: highWaterBytes + readLimitBytes * 2,
+  };
+}
+
+/** The listener-independent half of the bridge: handshake checks, open connections, shutdown. */
+export interface WebSocketHub extends WebSocketBridge {
+  readonly settings: Readonly<BridgeSettings>;
+  /**
+   * Checks an upgrade request (relayer.md §6.1) and counts the verdict. On `ok` the listener
+   * upgrades and calls `connection.onOpen`; otherwise it answers `status` with the JSON `body`.
+   */
+  handshake(h: HandshakeInfo): HandshakeVerdict;
 }
 
 const STATUS_TEXT: Readonly<Record<number, string>> = {
   400: '400 Bad Request',
   403: '403 Forbidden',
   404: '404 Not Found',
+  426: '426 Upgrade Required',
   503: '503 Service Unavailable',
 };
 
-function toBuffer(data: RawData): Buffer {
+/** HTTP status line text of a handshake refusal, e.g. `403 Forbidden`. */
+export function handshakeStatusText(status: number): string {
+  return STATUS_TEXT[status] ?? String(status);
+}
+
+/** The bytes of a `ws` message (fragmented messages arrive as a list). */
+export function rawDataBytes(data: RawData): Buffer {
   if (Buffer.isBuffer(data)) return data;
   if (Array.isArray(data)) return Buffer.concat(data);
   return Buffer.from(data);
 }
 
-class BridgeHub {
+class BridgeHub implements WebSocketHub {
   readonly metrics: WebSocketBridgeMetrics;
   readonly log: Logger;
   readonly open = new Set<BridgeConnection>();
@@ -320,67 +418,50 @@ class BridgeHub {
   constructor(
     readonly core: RelayCore,
     readonly opts: WebSocketBridgeOptions,
-    readonly settings: Settings,
+    readonly settings: BridgeSettings,
   ) {
-    this.metrics = new WebSocketBridgeMetrics(opts.registry);
+    this.metrics = bridgeMetricsFor(opts.registry);
     this.log = core.log.child({ component: 'websocket_bridge' });
     this.unsubscribe = core.onHeight((h) => {
       for (const c of this.open) c.onHeight(h);
     });
   }
 
-  private refuse(res: HttpResponse, status: number, body: object, result: WsUpgradeResult): void {
-    this.metrics.upgrades.inc({ result });
-    res
-      .writeStatus(STATUS_TEXT[status] ?? String(status))
-      .writeHeader('Content-Type', 'application/json')
-      .end(JSON.stringify(body));
+  get connections(): number {
+    return this.open.size;
   }
 
-  /** Everything before the upgrade runs synchronously: uWS request objects die after return. */
-  upgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t): void {
-    const headers: Record<string, string> = {};
-    req.forEach((k, v) => {
-      headers[k.toLowerCase()] = v;
-    });
-    const path = req.getUrl();
-    const key = headers['sec-websocket-key'] ?? '';
-    const protocol = headers['sec-websocket-protocol'] ?? '';
-    const extensions = headers['sec-websocket-extensions'] ?? '';
-    const core = this.core;
+  private refuse(status: number, body: object, result: WsUpgradeResult): HandshakeVerdict {
+    this.metrics.upgrades.inc({ result });
+    return { ok: false, status, body };
+  }
 
-    const serviceId = resolveServiceId({ headers, path });
-    if (serviceId === '') {
-      this.refuse(res, 400, { error: 'missing service ID' }, 'missing_service');
-      return;
-    }
+  handshake(h: HandshakeInfo): HandshakeVerdict {
+    const { headers } = h;
+    const core = this.core;
+    const serviceId = resolveServiceId(h);
+    if (serviceId === '') return this.refuse(400, { error: 'missing service ID' }, 'missing_service');
     if (core.config.services[serviceId] === undefined) {
-      this.refuse(res, 404, { error: `unknown service: ${serviceId}` }, 'unknown_service');
-      return;
+      return this.refuse(404, { error: `unknown service: ${serviceId}` }, 'unknown_service');
     }
     if (this.shuttingDown || core.draining) {
-      this.refuse(res, 503, { error: 'server shutting down' }, 'shutting_down');
-      return;
+      return this.refuse(503, { error: 'server shutting down' }, 'shutting_down');
     }
     const supplier = (headers['pocket-supplier-address'] ?? '').trim();
     if (supplier !== '' && this.opts.suppliers !== undefined && !this.opts.suppliers.owns(supplier)) {
-      this.refuse(
-        res,
+      return this.refuse(
         403,
         { error: `supplier ${supplier} is not served by this relayer` },
         'supplier_not_owned',
       );
-      return;
     }
     const pool = core.backends.get(serviceId, 'websocket');
     if (pool === undefined || !pool.hasHealthy()) {
-      this.refuse(
-        res,
+      return this.refuse(
         503,
         { error: 'service temporarily unavailable', service: serviceId },
         'backend_unavailable',
       );
-      return;
     }
     const simKey = headers['pocket-simulation-key-id'];
     const simulationKeyId =
@@ -400,12 +481,11 @@ class BridgeHub {
       },
       'websocket handshake',
     );
-    const conn = new BridgeConnection(this, serviceId, supplier, simulationKeyId);
     this.metrics.upgrades.inc({ result: 'upgraded' });
-    res.upgrade<UserData>({ conn }, key, protocol, extensions, context);
+    return { ok: true, connection: new BridgeConnection(this, serviceId, supplier, simulationKeyId) };
   }
 
-  async closeAll(code: number, reason: string): Promise<void> {
+  async closeAll(code: number = WS_CLOSE.GOING_AWAY, reason = 'server shutting down'): Promise<void> {
     this.shuttingDown = true;
     const deadline = Date.now() + this.settings.drainTimeoutMs;
     await Promise.all([...this.open].map((c) => c.shutdown(code, reason, deadline)));
@@ -414,22 +494,32 @@ class BridgeHub {
   }
 }
 
+/** The shared bridge for one listener: metrics on `opts.registry`, block heights from `core`. */
+export function createWebSocketHub(core: RelayCore, opts: WebSocketBridgeOptions): WebSocketHub {
+  return new BridgeHub(core, opts, resolveBridgeSettings(opts));
+}
+
 type ConnState = 'upgrading' | 'open' | 'closed';
 
-class BridgeConnection {
-  private ws: UwsSocket<UserData> | undefined;
+class BridgeConnection implements GatewayConnection {
+  private sock: GatewaySocket | undefined;
   private state: ConnState = 'upgrading';
   private backend: BackendSocket | undefined;
   private readonly backendReady: Promise<boolean>;
   private resolveBackendReady: (ok: boolean) => void = () => undefined;
   private latest: AdmittedRelay | undefined;
+  /** Gateway frames, one after the other. */
   private chain: Promise<void> = Promise.resolve();
   private pendingFrames = 0;
+  /** Backend frames, one after the other (metering is asynchronous, order is kept). */
+  private outbound: Promise<void> = Promise.resolve();
+  private queuedFrames = 0;
+  /** Admitted requests whose meter charge no backend frame has used yet. */
+  private prepaid = 0;
   /** Requests forwarded since the backend last sent a frame (closeAll waits for 0). */
   private unanswered = 0;
   private answered: (() => void) | undefined;
   private draining = false;
-  private closeInitiator: WsCloseInitiator | undefined;
   private acceptUntil: number | undefined;
   private acceptUntilFor: number | undefined;
   private trackingEnd: number | undefined;
@@ -437,8 +527,12 @@ class BridgeConnection {
   private pingTimer: NodeJS.Timeout | undefined;
   private stallTimer: NodeJS.Timeout | undefined;
   private backendAlive = true;
+  private gatewayAlive = true;
+  /** Backend reads pause while the gateway is slow or too many frames wait for the meter. */
+  private pausedForGateway = false;
+  private pausedForQueue = false;
   private backendPaused = false;
-  private readonly log: Logger;
+  private log: Logger;
 
   constructor(
     private readonly hub: BridgeHub,
@@ -453,9 +547,10 @@ class BridgeConnection {
 
   /* ----- lifecycle ----- */
 
-  onOpen(ws: UwsSocket<UserData>): void {
-    this.ws = ws;
+  onOpen(socket: GatewaySocket): void {
+    this.sock = socket;
     this.state = 'open';
+    this.log = this.log.child({ remote_addr: socket.remoteAddress });
     this.hub.open.add(this);
     this.hub.metrics.connections.inc({ service_id: this.serviceId });
     this.dial();
@@ -514,7 +609,7 @@ class BridgeConnection {
       this.close(WS_CLOSE.BACKEND_FAILED, 'backend connection failed', 'relayer');
     });
     backend.on('message', (data: RawData, isBinary: boolean) =>
-      this.onBackendFrame(toBuffer(data), isBinary),
+      this.onBackendFrame(rawDataBytes(data), isBinary),
     );
     backend.on('pong', () => {
       this.backendAlive = true;
@@ -527,16 +622,23 @@ class BridgeConnection {
     });
   }
 
+  /** One keep-alive for both peers: a peer that sent nothing since the last ping is gone. */
   private startPing(): void {
     this.pingTimer = setInterval(() => {
       const b = this.backend;
-      if (b === undefined || b.readyState !== BackendSocket.OPEN) return;
+      if (this.state !== 'open' || b === undefined || b.readyState !== BackendSocket.OPEN) return;
+      if (!this.gatewayAlive) {
+        this.close(WS_CLOSE.GOING_AWAY, 'gateway did not answer ping', 'gateway', true);
+        return;
+      }
       if (!this.backendAlive) {
         b.terminate();
         this.close(WS_CLOSE.GOING_AWAY, 'backend did not answer ping', 'backend');
         return;
       }
+      this.gatewayAlive = false;
       this.backendAlive = false;
+      this.sock!.ping();
       b.ping();
     }, this.hub.settings.pingIntervalMs);
     this.pingTimer.unref();
@@ -550,21 +652,21 @@ class BridgeConnection {
   }
 
   /**
-   * Closes the gateway with `code` and the backend with the code the table maps it to. Idempotent;
-   * the first caller decides the code.
+   * Closes the gateway with `code` (or drops it, `terminate`) and the backend with the code the
+   * table maps it to. Idempotent; the first caller decides the code.
    */
-  close(code: number, reason: string, initiator: WsCloseInitiator): void {
+  close(code: number, reason: string, initiator: WsCloseInitiator, terminate = false): void {
     if (this.state !== 'open') {
       if (this.state === 'upgrading') this.state = 'closed';
       return;
     }
-    this.closeInitiator = initiator;
     const text = truncateCloseReason(reason);
     if (initiator !== 'backend') this.closeBackend(backendCloseFor(code, text));
     else this.closeBackend(undefined);
-    const ws = this.ws;
-    // uWS runs the close handler (onClosed) synchronously inside end().
-    ws?.cork(() => ws.end(code, text));
+    this.finish(code, initiator);
+    // The socket's own close event (synchronous on uWS, later on ws) finds the connection finished.
+    if (terminate) this.sock!.terminate();
+    else this.sock!.close(code, text);
   }
 
   private closeBackend(frame: CloseFrame | undefined): void {
@@ -578,32 +680,39 @@ class BridgeConnection {
     }
   }
 
-  /** uWS close handler: the gateway connection is gone (closed by either side). */
-  onClosed(code: number, message: ArrayBuffer): void {
-    const wasOpen = this.state === 'open';
+  /** Bookkeeping of a connection that is gone; runs once. */
+  private finish(code: number, initiator: WsCloseInitiator): void {
     this.state = 'closed';
     this.stopTimers();
-    const initiator = this.closeInitiator ?? 'gateway';
-    if (this.closeInitiator === undefined) {
-      this.closeBackend(backendCloseFor(code, Buffer.from(message).toString('utf8')));
-    }
     this.resolveBackendReady(false);
     this.latest?.release?.();
     this.answered?.();
-    if (wasOpen) {
-      this.hub.open.delete(this);
-      this.hub.metrics.connections.dec({ service_id: this.serviceId });
-    }
+    this.hub.open.delete(this);
+    this.hub.metrics.connections.dec({ service_id: this.serviceId });
     this.hub.metrics.closes.inc({ code: closeCodeLabel(code), initiator });
     this.log.debug({ code, initiator }, 'websocket closed');
   }
 
+  onClosed(code: number, reason: string): void {
+    if (this.state !== 'open') {
+      this.state = 'closed';
+      return;
+    }
+    this.closeBackend(backendCloseFor(code, reason));
+    this.finish(code, 'gateway');
+  }
+
+  onPong(): void {
+    this.gatewayAlive = true;
+  }
+
   /* ----- gateway → backend ----- */
 
-  onGatewayFrame(message: ArrayBuffer, isBinary: boolean): void {
+  onFrame(data: Uint8Array, isBinary: boolean, transient: boolean): void {
     if (this.state !== 'open') return;
+    this.gatewayAlive = true;
     this.hub.metrics.messages.inc({ service_id: this.serviceId, direction: 'from_gateway' });
-    if (message.byteLength > this.hub.settings.readLimitBytes) {
+    if (data.byteLength > this.hub.settings.readLimitBytes) {
       this.close(WS_CLOSE.TOO_BIG, 'message too big', 'relayer');
       return;
     }
@@ -612,8 +721,7 @@ class BridgeConnection {
       this.close(WS_CLOSE.TRY_AGAIN_LATER, 'too many unprocessed messages', 'relayer');
       return;
     }
-    // The ArrayBuffer is neutered when this callback returns: keep a copy.
-    const bytes = Buffer.from(new Uint8Array(message));
+    const bytes = transient ? Buffer.from(data) : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     const arrivalHeight = this.hub.core.heights.currentHeight;
     this.pendingFrames++;
     const step = this.chain.then(() => this.processGatewayFrame(bytes, isBinary, arrivalHeight));
@@ -678,6 +786,7 @@ class BridgeConnection {
     }
     if (this.latest !== admitted) this.latest?.release?.();
     this.latest = admitted;
+    this.prepaid++;
     const backend = this.backend!;
     this.unanswered++;
     const flushed = new Promise<Error | undefined>((resolve) =>
@@ -738,9 +847,7 @@ class BridgeConnection {
     const relay = this.latest;
     if (relay !== undefined) {
       const notice = this.hub.core.signResponse(relay, sessionExpiredPayload(), SESSION_EXPIRED_ERROR);
-      if (notice.ok) {
-        const ws = this.ws!;
-        ws.cork(() => ws.send(notice.bytes, true));
+      if (notice.ok && this.sock!.send(notice.bytes, true) !== 'dropped') {
         this.hub.metrics.messages.inc({ service_id: this.serviceId, direction: 'to_gateway' });
       }
     }
@@ -755,60 +862,118 @@ class BridgeConnection {
     m.messages.inc({ service_id: this.serviceId, direction: 'from_backend' });
     if (this.state !== 'open') return;
     this.backendAlive = true;
-    this.unanswered = 0;
-    this.answered?.();
     const relay = this.latest;
     if (relay === undefined) {
       m.messages.inc({ service_id: this.serviceId, direction: 'backend_dropped' });
       this.log.debug({ bytes: frame.length }, 'backend frame before any relay request dropped');
-      return;
-    }
-    if (frame.length === 0) {
+    } else if (frame.length === 0) {
       m.messages.inc({ service_id: this.serviceId, direction: 'backend_dropped' });
+    } else {
+      this.queuedFrames++;
+      if (this.queuedFrames > this.hub.settings.maxPendingFrames) {
+        this.pausedForQueue = true;
+        this.updateBackendFlow();
+      }
+      // The first frame after an admission uses the admission's charge; every other one is
+      // charged now, so that charges of queued frames overlap while answers keep their order.
+      let charge: Promise<Charge> | undefined;
+      if (this.prepaid > 0) this.prepaid--;
+      else {
+        charge = this.hub.core.chargeAgain(relay).then(
+          (refused) => ({ refused }),
+          (err: unknown) => ({ err }),
+        );
+      }
+      this.outbound = this.outbound
+        .then(() => this.answer(relay, frame, isBinary, charge))
+        .catch((err: unknown) => {
+          this.log.error({ err }, 'websocket backend frame handling failed');
+          this.close(WS_CLOSE.INTERNAL_ERROR, 'internal error', 'relayer');
+        })
+        .finally(() => {
+          this.queuedFrames--;
+          if (this.pausedForQueue && this.queuedFrames <= this.hub.settings.maxPendingFrames / 2) {
+            this.pausedForQueue = false;
+            this.updateBackendFlow();
+          }
+        });
+    }
+    // closeAll waits for this, then for the frame to be answered (this.outbound).
+    this.unanswered = 0;
+    this.answered?.();
+  }
+
+  /**
+   * Signs, sends and publishes one backend frame answering `relay` once its meter charge (none for
+   * the first answer to an admission) is through; a refused charge closes with 4002 unserved.
+   */
+  private async answer(
+    relay: AdmittedRelay,
+    frame: Buffer,
+    isBinary: boolean,
+    charge: Promise<Charge> | undefined,
+  ): Promise<void> {
+    const core = this.hub.core;
+    let charged = false;
+    if (charge !== undefined) {
+      const c = await charge;
+      if ('err' in c) throw c.err;
+      if (c.refused !== undefined) {
+        if (this.state === 'open') this.reject(c.refused);
+        return;
+      }
+      charged = !relay.simulated;
+    }
+    if (this.state !== 'open') {
+      if (charged) await core.unbill(relay);
       return;
     }
-    const core = this.hub.core;
     const signed = core.signResponse(relay, frame);
     if (!signed.ok) {
       this.reject(signed);
+      if (charged) await core.unbill(relay);
       return;
     }
-    const ws = this.ws!;
-    let status = 0;
-    ws.cork(() => {
-      status = ws.send(signed.bytes, isBinary);
-    });
-    if (status === 2) {
-      // Over uWS's hard backpressure limit: the frame was not queued, so it is not billed.
+    const sock = this.sock!;
+    if (sock.send(signed.bytes, isBinary) === 'dropped') {
+      // Over the send buffer's hard limit: the frame was not queued, so it is not billed.
       this.close(WS_CLOSE.INTERNAL_ERROR, 'gateway not reading', 'relayer');
+      if (charged) await core.unbill(relay);
       return;
     }
-    m.messages.inc({ service_id: this.serviceId, direction: 'to_gateway' });
+    this.hub.metrics.messages.inc({ service_id: this.serviceId, direction: 'to_gateway' });
     core.countServed(this.serviceId, 'websocket', 200);
-    core.publishMined(relay, frame);
-    if (ws.getBufferedAmount() > this.hub.settings.highWaterBytes) this.pauseBackend();
+    core.publishMined(relay, frame, undefined, signed.response);
+    if (sock.bufferedAmount > this.hub.settings.highWaterBytes) this.pauseForGateway();
   }
 
   /* ----- backpressure ----- */
 
-  private pauseBackend(): void {
-    if (this.backendPaused) return;
-    this.backendPaused = true;
-    this.backend?.pause();
+  private updateBackendFlow(): void {
+    const pause = this.pausedForGateway || this.pausedForQueue;
+    if (pause === this.backendPaused) return;
+    this.backendPaused = pause;
+    if (pause) this.backend?.pause();
+    else this.backend?.resume();
+  }
+
+  private pauseForGateway(): void {
+    if (this.pausedForGateway) return;
+    this.pausedForGateway = true;
+    this.updateBackendFlow();
     this.stallTimer = setTimeout(() => {
-      if (this.backendPaused) this.close(WS_CLOSE.INTERNAL_ERROR, 'gateway not reading', 'relayer');
+      if (this.pausedForGateway) this.close(WS_CLOSE.INTERNAL_ERROR, 'gateway not reading', 'relayer');
     }, this.hub.settings.stallTimeoutMs);
     this.stallTimer.unref();
   }
 
-  /** uWS drain handler: the gateway's send buffer shrank. */
   onDrain(): void {
-    if (!this.backendPaused || this.state !== 'open') return;
-    if (this.ws!.getBufferedAmount() > this.hub.settings.highWaterBytes / 2) return;
-    this.backendPaused = false;
+    if (!this.pausedForGateway || this.state !== 'open') return;
+    if (this.sock!.bufferedAmount > this.hub.settings.highWaterBytes / 2) return;
+    this.pausedForGateway = false;
     clearTimeout(this.stallTimer);
     this.stallTimer = undefined;
-    this.backend?.resume();
+    this.updateBackendFlow();
   }
 
   /* ----- shutdown ----- */
@@ -821,9 +986,13 @@ class BridgeConnection {
       await withTimeout(new Promise<void>((resolve) => (this.answered = resolve)), remaining());
       this.answered = undefined;
     }
+    await withTimeout(this.outbound, remaining());
     this.close(code, reason, 'relayer');
   }
 }
+
+/** Outcome of charging the meter for one more frame. */
+type Charge = { refused: RelayRefusal | undefined } | { err: unknown };
 
 function mismatch(message: string): RelayRefusal {
   return {
@@ -848,6 +1017,57 @@ async function withTimeout(p: Promise<unknown>, ms: number): Promise<void> {
   clearTimeout(timer);
 }
 
+/* ---------- the relay port (uWebSockets.js) ---------- */
+
+interface UwsUserData {
+  conn: GatewayConnection;
+  socket?: UwsGatewaySocket;
+}
+
+/** GatewaySocket over a uWS WebSocket; every call after the close is a no-op (uWS would throw). */
+class UwsGatewaySocket implements GatewaySocket {
+  readonly remoteAddress: string;
+  private closed = false;
+
+  constructor(private readonly ws: UwsSocket<UwsUserData>) {
+    this.remoteAddress = Buffer.from(ws.getRemoteAddressAsText()).toString();
+  }
+
+  get bufferedAmount(): number {
+    return this.closed ? 0 : this.ws.getBufferedAmount();
+  }
+
+  send(data: Uint8Array, isBinary: boolean): GatewaySendResult {
+    if (this.closed) return 'dropped';
+    let status = 2;
+    this.ws.cork(() => {
+      status = this.ws.send(data, isBinary);
+    });
+    return status === 1 ? 'sent' : status === 0 ? 'buffered' : 'dropped';
+  }
+
+  ping(): void {
+    if (!this.closed) this.ws.ping();
+  }
+
+  close(code: number, reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.ws.cork(() => this.ws.end(code, reason));
+  }
+
+  terminate(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.ws.close();
+  }
+
+  /** uWS close handler ran: the socket may no longer be touched. */
+  markClosed(): void {
+    this.closed = true;
+  }
+}
+
 /**
  * Registers the WebSocket route `/*` on the relay server's uWS app. The server registers its
  * plain-HTTP routes with `app.any('/*')`; uWS sends upgrade requests here.
@@ -857,34 +1077,59 @@ export function attachWebSocketBridge(
   core: RelayCore,
   opts: WebSocketBridgeOptions,
 ): WebSocketBridge {
-  const settings: Settings = {
-    readLimitBytes: opts.readLimitBytes ?? WS_READ_LIMIT_BYTES,
-    pingIntervalMs: opts.pingIntervalMs ?? 27_000,
-    highWaterBytes: opts.highWaterBytes ?? 1024 * 1024,
-    stallTimeoutMs: opts.stallTimeoutMs ?? 10_000,
-    maxPendingFrames: opts.maxPendingFrames ?? 100,
-    drainTimeoutMs: opts.drainTimeoutMs ?? 5_000,
-  };
-  const hub = new BridgeHub(core, opts, settings);
-  app.ws<UserData>('/*', {
+  const hub = createWebSocketHub(core, opts);
+  const settings = hub.settings;
+  app.ws<UwsUserData>('/*', {
     // Frames up to twice the limit reach the handler and are refused with 1009; beyond that uWS
     // drops the connection itself, so a peer can never make the relayer buffer more.
     maxPayloadLength: settings.readLimitBytes * 2,
-    // Room for one more full frame above the high water mark while backend reads pause.
-    maxBackpressure: settings.highWaterBytes + settings.readLimitBytes * 2,
+    maxBackpressure: settings.maxBufferedBytes,
     closeOnBackpressureLimit: 0,
-    idleTimeout: opts.idleTimeoutSeconds ?? 32,
-    sendPingsAutomatically: true,
-    upgrade: (res, req, context) => hub.upgrade(res, req, context),
-    open: (ws) => ws.getUserData().conn.onOpen(ws),
-    message: (ws, message, isBinary) => ws.getUserData().conn.onGatewayFrame(message, isBinary),
+    idleTimeout: settings.idleTimeoutSeconds,
+    // The bridge pings (every pingIntervalMs); a pong resets the idle timeout.
+    sendPingsAutomatically: false,
+    // Everything before the upgrade runs synchronously: uWS request objects die after return.
+    upgrade: (res, req, context) => {
+      const headers: Record<string, string> = {};
+      req.forEach((k, v) => {
+        headers[k.toLowerCase()] = v;
+      });
+      const verdict = hub.handshake({ headers, path: req.getUrl() });
+      if (!verdict.ok) {
+        res
+          .writeStatus(handshakeStatusText(verdict.status))
+          .writeHeader('Content-Type', 'application/json')
+          .end(JSON.stringify(verdict.body));
+        return;
+      }
+      res.upgrade<UwsUserData>(
+        { conn: verdict.connection },
+        headers['sec-websocket-key'] ?? '',
+        headers['sec-websocket-protocol'] ?? '',
+        headers['sec-websocket-extensions'] ?? '',
+        context,
+      );
+    },
+    open: (ws) => {
+      const data = ws.getUserData();
+      data.socket = new UwsGatewaySocket(ws);
+      data.conn.onOpen(data.socket);
+    },
+    // The ArrayBuffer is neutered when this callback returns.
+    message: (ws, message, isBinary) =>
+      ws.getUserData().conn.onFrame(new Uint8Array(message), isBinary, true),
+    pong: (ws) => ws.getUserData().conn.onPong(),
     drain: (ws) => ws.getUserData().conn.onDrain(),
-    close: (ws, code, message) => ws.getUserData().conn.onClosed(code, message),
+    close: (ws, code, message) => {
+      const data = ws.getUserData();
+      data.socket?.markClosed();
+      data.conn.onClosed(code, Buffer.from(message).toString('utf8'));
+    },
   });
   return {
     get connections(): number {
-      return hub.open.size;
+      return hub.connections;
     },
-    closeAll: (code = WS_CLOSE.GOING_AWAY, reason = 'server shutting down') => hub.closeAll(code, reason),
+    closeAll: (code, reason) => hub.closeAll(code, reason),
   };
 }

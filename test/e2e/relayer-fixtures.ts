@@ -158,6 +158,7 @@ function relayerConfigInput(
     health_check: { enabled: false },
     relay_meter: { redis_key_prefix: `${prefix}ha`, fail_behavior: o.failBehavior ?? 'open' },
     grpc: { listen_addr: '127.0.0.1:0' },
+    websocket: { listen_addr: '127.0.0.1:0' },
     ring_verify: { threads: 1, backend: 'native' },
     shutdown: { drain_timeout_seconds: 5 },
     logging: { level: 'error' },

@@ -70,6 +70,7 @@ function baseConfig(port: number): Record<string, unknown> {
     pprof: { enabled: false },
     health_check: { enabled: false },
     grpc: { enabled: false },
+    websocket: { enabled: false },
     relay_meter: { redis_key_prefix: `${prefix}ha` },
     ring_verify: { threads: 1 },
   };
