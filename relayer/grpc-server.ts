@@ -581,7 +581,7 @@ class GrpcRelayHandler {
       io.replyMessage(signed.bytes);
     }
     this.core.countServed(serviceId, ctx.rpcType, result.status);
-    this.core.publishMined(relay, result.rawBody, ctx);
+    this.core.publishMined(relay, result.body, ctx, signed.response);
   }
 
   private timeoutMs(io: CallIo, serviceId: string): number {
@@ -702,7 +702,6 @@ type InnerRequest = Extract<ReturnType<typeof decodePoktHttpRequest>, { ok: true
 type ForwardOutcome =
   | { ok: true; status: number; headers: Record<string, string[]>; body: Buffer; rawBody: Buffer }
   | Extract<GrpcForwardResult, { ok: false }>;
-
 
 /** Starts the gRPC / gRPC-Web listener. */
 export async function startGrpcServer(core: RelayCore, opts: GrpcServerOptions): Promise<GrpcRelayServer> {

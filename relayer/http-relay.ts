@@ -322,8 +322,8 @@ export class HttpRelayHandler {
     }
     if (!sink.aborted) sink.reply(200, replyHeaders, out);
     this.core.countServed(serviceId, ctx.rpcType, result.status);
-    // Mined over the backend body (decompressed, as the client got it), even if the client left.
-    this.core.publishMined(relay, body, ctx);
+    // The relay the client holds is the one mined (one signature per relay), even if it left.
+    this.core.publishMined(relay, body, ctx, signed.response);
   }
 
   /** Streams signed batches; the whole stream is one relay published at its end. */

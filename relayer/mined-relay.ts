@@ -43,6 +43,12 @@ export interface MinedRelayInput {
   supplierAddress: string;
   /** Block height pinned when the relay arrived. */
   arrivalHeight: number;
+  /**
+   * The response already signed for the client (WebSocket frames, non-streamed HTTP answers).
+   * When given it is mined as it is — the relay the client holds — and no second signature is
+   * made; `rawBody` is then only used for the empty-body check.
+   */
+  signedResponse?: RelayResponse;
 }
 
 export type MinedRelayCode =
@@ -234,6 +240,16 @@ export class MinedRelayPublisher {
   private signAndMine(
     input: MinedRelayInput,
   ): { ok: true; relay: MinedRelay } | { ok: false; drop: MinedDropReason; reason: string } {
+    if (input.signedResponse !== undefined) {
+      if (input.rawBody.length === 0) {
+        return {
+          ok: false,
+          drop: 'empty_body',
+          reason: 'SIGN_EMPTY_PAYLOAD: the backend answered an empty body',
+        };
+      }
+      return this.mine(input.request, input.signedResponse);
+    }
     const response: RelayResponse = {
       meta: { sessionHeader: input.request.meta?.sessionHeader, supplierOperatorSignature: EMPTY },
       payload: Buffer.from(input.rawBody.buffer, input.rawBody.byteOffset, input.rawBody.byteLength),
@@ -256,8 +272,15 @@ export class MinedRelayPublisher {
             : 'sign_failed';
       return { ok: false, drop, reason: `${signed.code}: ${signed.reason}` };
     }
+    return this.mine(input.request, signed.response);
+  }
+
+  private mine(
+    request: RelayRequest,
+    response: RelayResponse,
+  ): { ok: true; relay: MinedRelay } | { ok: false; drop: MinedDropReason; reason: string } {
     try {
-      return { ok: true, relay: mineRelay(input.request, signed.response) };
+      return { ok: true, relay: mineRelay(request, response) };
     } catch (err) {
       return {
         ok: false,

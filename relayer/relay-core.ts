@@ -493,7 +493,12 @@ export class RelayCore {
    * Background publishing of a served relay (mined over the raw backend body). Optimistic relays
    * are validated and metered first; a failure drops them (counted, never published).
    */
-  publishMined(relay: AdmittedRelay, rawBody: Uint8Array, ctx?: AdmitContext): void {
+  publishMined(
+    relay: AdmittedRelay,
+    rawBody: Uint8Array,
+    ctx?: AdmitContext,
+    signedResponse?: RelayResponse,
+  ): void {
     if (relay.simulated) {
       this.finishSimulated(relay, 'success');
       return;
@@ -524,6 +529,7 @@ export class RelayCore {
         rawBody: rawBody.length === 0 ? EMPTY : rawBody,
         supplierAddress: r.supplierAddress,
         arrivalHeight: r.arrivalHeight,
+        ...(signedResponse !== undefined ? { signedResponse } : {}),
       });
       if (out.ok) this.metrics.relaysPublished.inc({ service_id: r.serviceId });
     };

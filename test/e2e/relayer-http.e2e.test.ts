@@ -76,9 +76,12 @@ describe('valid relays', () => {
     // The mined request is the request as received, byte for byte.
     expect(Buffer.from(relay.value.req!.meta!.signature)).toEqual(Buffer.from(request.meta!.signature));
     expect(Buffer.from(relay.value.req!.payload)).toEqual(Buffer.from(request.payload));
-    // The mined response is re-signed over the raw backend body and carries no payload.
+    // The mined response is the signed response the client holds, with its payload cleared.
     expect(relay.value.res!.payload.length).toBe(0);
-    expect(Buffer.from(relay.value.res!.payloadHash)).toEqual(Buffer.from(sha256(v.body)));
+    expect(Buffer.from(relay.value.res!.payloadHash)).toEqual(Buffer.from(v.response.payloadHash));
+    expect(Buffer.from(relay.value.res!.meta!.supplierOperatorSignature)).toEqual(
+      Buffer.from(v.response.meta!.supplierOperatorSignature),
+    );
   });
 
   it('REST (Rpc-Type 4) reaches the REST backend with the relay path and query', async () => {
