@@ -34,7 +34,7 @@ import {
   grpcStatusName,
   parseGrpcTimeoutMs,
 } from '../core/index.js';
-import { decodePoktHttpRequest, encodePoktHttpResponse } from '../protocol/index.js';
+import { encodePoktHttpResponse, type pb } from '../protocol/index.js';
 import {
   buildBackendHeaders,
   rpcTypeToBackendType,
@@ -443,24 +443,11 @@ class GrpcRelayHandler {
         }
         return reply(read.code, read.message, read.unread);
       }
-      const decoded = this.core.decode(read.message);
+      const decoded = this.core.decodeHttpFamily(read.message);
       if (!decoded.ok) return refuse(decoded);
-      const request = decoded.request;
-      const svc = this.core.serviceOf(request);
-      if (!svc.ok) return refuse(svc);
-      serviceId = svc.serviceId;
-      const inner = decodePoktHttpRequest(request.payload);
-      if (!inner.ok) {
-        return refuse(
-          refusalOf(
-            'invalid_relay_request',
-            'invalid relay request: payload must be a POKTHTTPRequest',
-            GrpcStatus.INVALID_ARGUMENT,
-            400,
-          ),
-        );
-      }
-      const rpcType = this.rpcTypeOf(io.headers, inner.value.header, serviceId);
+      const { request, inner } = decoded;
+      serviceId = decoded.serviceId;
+      const rpcType = this.rpcTypeOf(io.headers, inner.header, serviceId);
       // A type that names no backend kind finds no pool; it never becomes a metric label.
       if (!(BACKEND_TYPES as readonly string[]).includes(rpcType)) {
         return refuse(
@@ -500,7 +487,7 @@ class GrpcRelayHandler {
       };
       const admitted = await this.core.admit(request, read.message, ctx);
       if (!admitted.ok) return refuse(admitted);
-      await this.serve(io, admitted, inner.value, pool, ctx, reply);
+      await this.serve(io, admitted, inner, pool, ctx, reply);
     } catch (err) {
       this.core.log.error({ err, service_id: serviceId }, 'gRPC relay failed');
       reply(GrpcStatus.INTERNAL, 'internal error');
@@ -697,7 +684,7 @@ class GrpcRelayHandler {
   }
 }
 
-type InnerRequest = Extract<ReturnType<typeof decodePoktHttpRequest>, { ok: true }>['value'];
+type InnerRequest = pb.sdkTypes.POKTHTTPRequest;
 
 type ForwardOutcome =
   | { ok: true; status: number; headers: Record<string, string[]>; body: Buffer; rawBody: Buffer }

@@ -8,7 +8,7 @@
  * validation → meter → publish in the background).
  */
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { decodePoktHttpRequest, encodePoktHttpResponse } from '../protocol/index.js';
+import { encodePoktHttpResponse } from '../protocol/index.js';
 import { POKT_STREAM_DELIMITER } from '../rings/index.js';
 import {
   buildBackendHeaders,
@@ -114,23 +114,10 @@ export class HttpRelayHandler {
       if (input.body.length > cfg.default_max_body_size_bytes) {
         return refuse(this.tooLarge('request body too large'));
       }
-      const decoded = this.core.decode(input.body);
+      const decoded = this.core.decodeHttpFamily(input.body);
       if (!decoded.ok) return refuse(decoded);
-      const request = decoded.request;
-      const svc = this.core.serviceOf(request);
-      if (!svc.ok) return refuse(svc);
-      serviceId = svc.serviceId;
-      const inner = decodePoktHttpRequest(request.payload);
-      if (!inner.ok) {
-        return refuse({
-          ok: false,
-          reason: 'invalid_relay_request',
-          message: 'invalid relay request: body must be a valid RelayRequest protobuf',
-          httpStatus: 400,
-          grpcCode: 3,
-          wsCloseCode: 4001,
-        });
-      }
+      const { request, inner } = decoded;
+      serviceId = decoded.serviceId;
       const service = cfg.services[serviceId]!;
       const rpcHeader = input.headers['rpc-type'] ?? '';
       rpcType = rpcHeader === '' ? service.default_backend : rpcTypeToBackendType(rpcHeader);
@@ -176,7 +163,7 @@ export class HttpRelayHandler {
         if (!checked.ok) return refuse(checked);
         relay = checked;
       }
-      await this.forward(relay, inner.value, pool, input, sink, ctx);
+      await this.forward(relay, inner, pool, input, sink, ctx);
     } catch (err) {
       this.core.log.error({ err, service_id: serviceId }, 'relay handling failed');
       refuse({

@@ -13,8 +13,10 @@
  */
 import type { Logger } from 'pino';
 import {
+  decodePoktHttpRequest,
   decodeRelayRequest,
   encodeRelayResponse,
+  type pb,
   type RelayRequest,
   type RelayResponse,
   type SessionHeader,
@@ -261,6 +263,31 @@ export class RelayCore {
       );
     }
     return { ok: true, request: d.value };
+  }
+
+  /**
+   * Decode for the HTTP family (HTTP and gRPC): the RelayRequest, its configured service and the
+   * POKTHTTPRequest its payload carries, or the refusal for the first thing that is wrong.
+   */
+  decodeHttpFamily(
+    bytes: Uint8Array,
+  ):
+    | { ok: true; request: RelayRequest; serviceId: string; inner: pb.sdkTypes.POKTHTTPRequest }
+    | RelayRefusal {
+    const decoded = this.decode(bytes);
+    if (!decoded.ok) return decoded;
+    const svc = this.serviceOf(decoded.request);
+    if (!svc.ok) return svc;
+    const inner = decodePoktHttpRequest(decoded.request.payload);
+    if (!inner.ok) {
+      return refusal(
+        'invalid_relay_request',
+        'invalid relay request: payload must be a POKTHTTPRequest',
+        400,
+        GRPC.INVALID_ARGUMENT,
+      );
+    }
+    return { ok: true, request: decoded.request, serviceId: svc.serviceId, inner: inner.value };
   }
 
   /** The configured service of a request, or a refusal (missing header/service, unknown service). */
