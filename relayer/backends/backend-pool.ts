@@ -169,8 +169,21 @@ export class BackendPool {
     const labels = { service_id: this.opts.serviceId, rpc_type: this.opts.type };
     const maxRetries = req.maxRetries ?? this.opts.backend.max_retries;
     const timeoutMs = this.opts.timeouts.request_timeout_seconds * 1000;
-    const deadline = AbortSignal.timeout(timeoutMs);
-    const signal = req.signal === undefined ? deadline : AbortSignal.any([deadline, req.signal]);
+    // One controller per relay for both the deadline and the client going away. The timer is
+    // left running after the answer headers so it also bounds reading the body (unref'd, and
+    // aborting a finished request is a no-op).
+    const controller = new AbortController();
+    const deadline = { aborted: false };
+    const timer = setTimeout(() => {
+      deadline.aborted = true;
+      controller.abort(new Error(`backend request exceeded ${timeoutMs} ms`));
+    }, timeoutMs);
+    timer.unref();
+    if (req.signal !== undefined) {
+      if (req.signal.aborted) controller.abort(req.signal.reason);
+      else req.signal.addEventListener('abort', () => controller.abort(req.signal?.reason), { once: true });
+    }
+    const signal = controller.signal;
     const tried = new Set<string>();
     let attempts = 0;
     let last: BackendResult | undefined;
@@ -240,7 +253,11 @@ export class BackendPool {
     return { ...last, attempts };
   }
 
-  private classify(err: unknown, client: AbortSignal | undefined, deadline: AbortSignal): AttemptOutcome {
+  private classify(
+    err: unknown,
+    client: AbortSignal | undefined,
+    deadline: { readonly aborted: boolean },
+  ): AttemptOutcome {
     if (client?.aborted === true) return 'cancelled';
     if (deadline.aborted) return 'timeout';
     if (
