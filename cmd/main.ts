@@ -12,6 +12,7 @@ import { runStack } from './stack.js';
 import { registerLocalnetCommand } from './localnet.js';
 import { registerRelayerValidateCommand } from './relayer-validate.js';
 import { registerRelayerServiceCommand } from './relayer.js';
+import { registerMinerServiceCommand } from './miner.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -64,6 +65,13 @@ export function buildProgram(): Command {
     );
   registerRelayerValidateCommand(relayer);
   registerRelayerServiceCommand(relayer);
+
+  const miner = program
+    .command('miner')
+    .description(
+      'the miner service: consumes relays, builds session trees, claims and proves (`miner --config <file>`)',
+    );
+  registerMinerServiceCommand(miner);
 
   return program;
 }
