@@ -13,6 +13,7 @@ import { registerLocalnetCommand } from './localnet.js';
 import { registerRelayerValidateCommand } from './relayer-validate.js';
 import { registerRelayerServiceCommand } from './relayer.js';
 import { registerMinerServiceCommand } from './miner.js';
+import { registerRelayCommand } from './relay/index.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -72,6 +73,8 @@ export function buildProgram(): Command {
       'the miner service: consumes relays, builds session trees, claims and proves (`miner --config <file>`)',
     );
   registerMinerServiceCommand(miner);
+
+  registerRelayCommand(program);
 
   return program;
 }
