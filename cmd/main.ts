@@ -13,6 +13,7 @@ import { registerLocalnetCommand } from './localnet.js';
 import { registerRelayerValidateCommand } from './relayer-validate.js';
 import { registerRelayerServiceCommand } from './relayer.js';
 import { registerMinerServiceCommand } from './miner.js';
+import { registerRedisCommand } from './redis/index.js';
 import { registerRelayCommand } from './relay/index.js';
 
 export function buildProgram(): Command {
@@ -73,6 +74,8 @@ export function buildProgram(): Command {
       'the miner service: consumes relays, builds session trees, claims and proves (`miner --config <file>`)',
     );
   registerMinerServiceCommand(miner);
+
+  registerRedisCommand(program);
 
   registerRelayCommand(program);
 
