@@ -36,6 +36,7 @@ import {
   RelayServer,
   RelaySigner,
   RelayValidator,
+  RelayerLedgerCounts,
   RelayerMetrics,
   RelayPipelineMetrics,
   SimulationAdmission,
@@ -237,6 +238,7 @@ export async function startRelayer(cfg: RelayerConfig, o: RelayerOverrides = {})
       mined,
       sharedParamsAtHeight: caches.sharedParamsAtHeight,
       ...(simulation !== undefined ? { simulation } : {}),
+      ledger: new RelayerLedgerCounts({ redis, keys, log, registry }),
       log,
       metrics,
     });

@@ -7,8 +7,8 @@
  * (the estimate a claim decision used) and `fee_actual_upokt` (this session's share of the fees
  * of the transactions that carried its claim and proof).
  *
- * Key: `{base}:{miner}:ledger:{supplier}:{session_id}` (built by `ledgerKey`, pending a method on
- * the KeyBuilder).
+ * Key: `{base}:{miner}:ledger:{supplier}:{session_id}` (KeyBuilder.minerLedger). Relayers add the
+ * buckets only they see (below_difficulty, over_serviced, dropped) to the same hash.
  */
 import type { Redis } from 'ioredis';
 import { InvalidInputError, RelayMinerError } from '../core/index.js';
@@ -89,11 +89,7 @@ const DEFAULT_TTL_SECONDS = 24 * 3600;
 
 /** `{base}:{miner}:ledger:{supplier}:{session_id}`. */
 export function ledgerKey(keys: KeyBuilder, supplier: string, sessionId: string): string {
-  // minerSession validates both parts (and applies the cluster hash tag) exactly as for snapshots.
-  const snapshot = keys.minerSession(supplier, sessionId);
-  const sessionsPrefix = `${keys.minerSessionsPrefix()}:`;
-  const ns = keys.namespace;
-  return `${ns.base_prefix}:${ns.miner_prefix}:ledger:${snapshot.slice(sessionsPrefix.length)}`;
+  return keys.minerLedger(supplier, sessionId);
 }
 
 function assertCount(what: string, n: bigint): void {

@@ -142,3 +142,4 @@ export {
 } from './websocket-bridge.js';
 export { startWebSocketListener, type WebSocketListener } from './websocket-listener.js';
 export { startGrpcServer } from './grpc-server.js';
+export { LEDGER_TTL_SECONDS, RelayerLedgerCounts, type RelayerLedgerBucket } from './ledger-counts.js';

@@ -146,6 +146,11 @@ export interface HeightSource {
   onHeight(fn: (height: number) => void): () => void;
 }
 
+/** The relayer's ledger buckets (RelayerLedgerCounts satisfies it). */
+export interface LedgerCountsLike {
+  count(supplier: string, sessionId: string, bucket: 'below_difficulty' | 'over_serviced' | 'dropped'): void;
+}
+
 export interface RelayCoreDeps {
   config: RelayerConfig;
   backends: BackendRegistry;
@@ -157,6 +162,7 @@ export interface RelayCoreDeps {
   mined: MinedPublisherLike;
   sharedParamsAtHeight: SharedParamsAtHeightSource;
   simulation?: SimulationLike;
+  ledger?: LedgerCountsLike;
   log: Logger;
   metrics: RelayerMetrics;
 }
@@ -543,6 +549,11 @@ export class RelayCore {
               ? checked.reason
               : 'validation_failed';
           this.metrics.relaysDropped.inc({ service_id: r.serviceId, reason });
+          this.deps.ledger?.count(
+            r.supplierAddress,
+            r.header.sessionId,
+            reason === 'stake_exhausted' ? 'over_serviced' : 'dropped',
+          );
           this.log.debug(
             { service_id: r.serviceId, reason, detail: checked.message },
             'served relay dropped',
@@ -559,9 +570,17 @@ export class RelayCore {
         ...(signedResponse !== undefined ? { signedResponse } : {}),
       });
       if (out.ok) this.metrics.relaysPublished.inc({ service_id: r.serviceId });
+      else {
+        this.deps.ledger?.count(
+          r.supplierAddress,
+          r.header.sessionId,
+          out.code === 'MINE_BELOW_DIFFICULTY' ? 'below_difficulty' : 'dropped',
+        );
+      }
     };
     const p = run().catch((err: unknown) => {
       this.metrics.relaysDropped.inc({ service_id: relay.serviceId, reason: 'publish_error' });
+      this.deps.ledger?.count(relay.supplierAddress, relay.header.sessionId, 'dropped');
       this.log.error({ err, service_id: relay.serviceId }, 'mined relay not published');
     });
     this.background.add(p);

@@ -502,6 +502,14 @@ export class KeyBuilder {
     return `${this.minerSessionsPrefix()}:${this.supplierPart(supplier)}:state:${this.idPart('session state', state)}`;
   }
 
+  /**
+   * `{base}:{miner}:ledger:{supplier}:{session_id}` — per-session relay fate counters (HINCRBY
+   * only; the miner writes mined…settled, relayers below_difficulty, over_serviced, dropped).
+   */
+  minerLedger(supplier: string, sessionId: string): string {
+    return `${this.minerBase}:ledger:${this.supplierPart(supplier)}:${this.sessionPart(sessionId)}`;
+  }
+
   /** `{base}:{miner}:dedup:session:{session_id}` — set of raw relay hashes. */
   minerDedupSession(sessionId: string): string {
     return `${this.minerBase}:dedup:session:${this.sessionPart(sessionId)}`;

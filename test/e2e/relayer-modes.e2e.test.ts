@@ -12,7 +12,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { bytesToHex } from '../../core/index.js';
 import { decodeRelay, type SessionHeader } from '../../protocol/index.js';
 import { freePort, startRedisServer, stopRedisServer, waitFor } from '../helpers/redis-server.js';
-import { APP, GATEWAY, testKey } from './localnet-fixtures.js';
+import { APP, GATEWAY, SUPPLIER, testKey } from './localnet-fixtures.js';
 import { startRelayerStack, type RelayerStack } from './relayer-fixtures.js';
 
 const RPC = '{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}';
@@ -64,7 +64,43 @@ describe('optimistic validation', () => {
     );
     await s.relayer.publisher.flush();
     expect((await s.streamEntries()).length).toBe(before);
+    // The relay was served, so the session ledger counts it as dropped (never claimable).
+    await waitFor(
+      async () =>
+        (await s.redis.hget(s.keys.minerLedger(SUPPLIER.address, header.sessionId), 'dropped')) === '1',
+    );
   });
+});
+
+describe('optimistic over budget', () => {
+  it('serves the relay over the budget, drops it and counts it as over_serviced in the ledger', async () => {
+    const s = await startRelayerStack({
+      validationMode: 'optimistic',
+      beforeStart: async (redis, keys) => {
+        // Exactly two relays of 84 uPOKT fit the budget.
+        await redis.set(
+          keys.serviceFactorServiceKey('anvil'),
+          JSON.stringify({ factor: 168 / 100_000_000, updated_at: 0 }),
+        );
+      },
+    });
+    try {
+      const header = await s.session('anvil');
+      const statuses: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        statuses.push((await post(s, s.signRequest(header, s.httpPayload({ body: RPC })).bytes)).status);
+      }
+      expect(statuses).toEqual([200, 200, 200]);
+      const ledger = s.keys.minerLedger(SUPPLIER.address, header.sessionId);
+      await waitFor(async () => (await s.redis.hget(ledger, 'over_serviced')) === '1');
+      expect(await s.waitForEntries(2)).toHaveLength(2);
+      await s.relayer.publisher.flush();
+      expect(await s.streamEntries()).toHaveLength(2);
+      expect(await s.redis.hgetall(ledger)).toEqual({ over_serviced: '1' });
+    } finally {
+      await s.close();
+    }
+  }, 30_000);
 });
 
 describe('simulated relays', () => {
