@@ -20,7 +20,7 @@ import { bytesToHex } from '../../core/index.js';
 import { validateMinerConfig, type MinerConfigInput } from '../../miner/index.js';
 import type { SessionHeader } from '../../protocol/index.js';
 import { redisUrl } from '../helpers/redis.js';
-import { SUPPLIER } from './localnet-fixtures.js';
+import { SUPPLIER, type TestKey } from './localnet-fixtures.js';
 import type { RelayerStack } from './relayer-fixtures.js';
 
 export interface MinerReplicaOptions {
@@ -60,7 +60,10 @@ export function minerConfigInput(stack: RelayerStack, keysFile: string): MinerCo
   };
 }
 
-/** Starts one replica holding SUPPLIER's key; stopped (gracefully, unless aborted) by `stop()`. */
+/**
+ * Starts one replica holding the key of every supplier of the stack (SUPPLIER, plus the stack's
+ * extra suppliers); stopped (gracefully, unless aborted) by `stop()`.
+ */
 export async function startMinerReplica(
   stack: RelayerStack,
   instanceId: string,
@@ -69,7 +72,8 @@ export async function startMinerReplica(
   const dir = mkdtempSync(join(tmpdir(), 'miner-e2e-'));
   try {
     const keysFile = join(dir, 'keys.yaml');
-    writeFileSync(keysFile, `keys:\n  - ${bytesToHex(SUPPLIER.privateKey)}\n`, { mode: 0o600 });
+    const keyLines = stack.suppliers.map((k) => `  - ${bytesToHex(k.privateKey)}\n`).join('');
+    writeFileSync(keysFile, `keys:\n${keyLines}`, { mode: 0o600 });
     const input = minerConfigInput(stack, keysFile);
     o.configure?.(input);
     const cfg = validateMinerConfig(JSON.stringify(input), `miner-e2e-${instanceId}`);
@@ -100,17 +104,24 @@ export async function startMinerReplica(
 
 /**
  * Sends `n` eth_blockNumber relays for `header` through the relayer over HTTP, ring-signed as the
- * gateway; returns how many came back with a valid supplier signature and HTTP 200 inside.
+ * gateway and addressed to SUPPLIER (or `o.supplier`); returns how many came back with a valid
+ * signature of that supplier and HTTP 200 inside.
  */
-export async function sendRelays(stack: RelayerStack, header: SessionHeader, n: number): Promise<number> {
+export async function sendRelays(
+  stack: RelayerStack,
+  header: SessionHeader,
+  n: number,
+  o: { supplier?: TestKey } = {},
+): Promise<number> {
+  const supplier = o.supplier ?? SUPPLIER;
   let ok = 0;
   for (let i = 0; i < n; i++) {
     const body = JSON.stringify({ jsonrpc: '2.0', id: i + 1, method: 'eth_blockNumber' });
-    const { bytes } = stack.signRequest(header, stack.httpPayload({ body }));
+    const { bytes } = stack.signRequest(header, stack.httpPayload({ body }), { supplier: supplier.address });
     const res = await fetch(`${stack.url}/`, { method: 'POST', body: bytes, headers: { 'Rpc-Type': '3' } });
     const answer = new Uint8Array(await res.arrayBuffer());
     if (res.status !== 200) continue;
-    const checked = stack.verifyHttp(answer, header);
+    const checked = stack.verifyHttp(answer, header, supplier);
     if (checked.ok && checked.status === 200) ok++;
   }
   return ok;

@@ -50,6 +50,7 @@ import {
 import { redisUrl } from '../helpers/redis.js';
 import {
   APP,
+  BALANCE,
   GATEWAY,
   SUPPLIER,
   startChainWithClient,
@@ -78,6 +79,18 @@ export interface RelayerStackOptions {
   redisUrl?: string;
   /** Runs against the stack's Redis prefix before the relayer starts (e.g. service factors). */
   beforeStart?: (redis: Redis, keys: KeyBuilder) => Promise<void>;
+  /**
+   * Suppliers staked next to SUPPLIER for the same services, each with its own owner account: their
+   * keys go into the relayer's keys file and (with `registerSupplier`) their registry entries are
+   * written. Default none.
+   */
+  extraSuppliers?: readonly ExtraSupplier[];
+}
+
+/** An additional staked supplier: operator key (funded at genesis) and owner (balance 0). */
+export interface ExtraSupplier {
+  operator: TestKey;
+  owner: TestKey;
 }
 
 export interface RelayerStack {
@@ -92,6 +105,8 @@ export interface RelayerStack {
   readonly prefix: string;
   readonly chain: ChainWithClient;
   readonly backends: DemoBackends;
+  /** Operator keys of every staked supplier the relayer holds: SUPPLIER first, then the extra ones. */
+  readonly suppliers: readonly TestKey[];
   /** Advances the chain by `n` blocks and publishes the block event; resolves once the relayer has it. */
   advance(n?: number): Promise<number>;
   /** The on-chain session of APP for a service at the current height. */
@@ -109,10 +124,18 @@ export interface RelayerStack {
     payload: Uint8Array,
     o?: { supplier?: string; ringMember?: TestKey },
   ): { request: RelayRequest; bytes: Uint8Array };
-  /** Verifies an HTTP-family answer as a gateway does. */
-  verifyHttp(bytes: Uint8Array, header: SessionHeader): ReturnType<typeof verifyHttpRelayResponse>;
-  /** Verifies a raw RelayResponse (WebSocket frames, stream batches). */
-  verify(bytes: Uint8Array, header: SessionHeader): ReturnType<typeof verifyRelayResponse>;
+  /** Verifies an HTTP-family answer as a gateway does (signed by SUPPLIER, or `supplier`). */
+  verifyHttp(
+    bytes: Uint8Array,
+    header: SessionHeader,
+    supplier?: TestKey,
+  ): ReturnType<typeof verifyHttpRelayResponse>;
+  /** Verifies a raw RelayResponse (WebSocket frames, stream batches), signed by SUPPLIER or `supplier`. */
+  verify(
+    bytes: Uint8Array,
+    header: SessionHeader,
+    supplier?: TestKey,
+  ): ReturnType<typeof verifyRelayResponse>;
   /** Every entry of the supplier's relay stream, decoded. */
   streamEntries(supplier?: string): Promise<MinedRelayMessage[]>;
   /** Waits until the stream has at least `n` entries (or the timeout), then returns them all. */
@@ -180,6 +203,24 @@ export async function startRelayerStack(o: RelayerStackOptions = {}): Promise<Re
     endpoints: [{ url: 'http://127.0.0.1:9/', rpc_type: 'JSON_RPC' }],
     rev_share: [{ address: genesis.suppliers[0]!.owner_address, rev_share_percentage: 100n }],
   });
+  const extra = o.extraSuppliers ?? [];
+  for (const { operator, owner } of extra) {
+    genesis.accounts.push(
+      { address: operator.address, pub_key: operator.publicKey, balance_upokt: BALANCE },
+      { address: owner.address, balance_upokt: 0n },
+    );
+    genesis.suppliers.push({
+      operator_address: operator.address,
+      owner_address: owner.address,
+      stake_upokt: genesis.suppliers[0]!.stake_upokt,
+      services: genesis.suppliers[0]!.services.map((svc) => ({
+        service_id: svc.service_id,
+        endpoints: svc.endpoints.map((e) => ({ ...e })),
+        rev_share: svc.rev_share.length > 0 ? [{ address: owner.address, rev_share_percentage: 100n }] : [],
+      })),
+    });
+  }
+  const supplierKeys: TestKey[] = [SUPPLIER, ...extra.map((e) => e.operator)];
   const cleanups: (() => Promise<unknown>)[] = [];
   const run = async (): Promise<void> => {
     for (const c of cleanups.reverse()) await c().catch(() => undefined);
@@ -198,7 +239,8 @@ export async function startRelayerStack(o: RelayerStackOptions = {}): Promise<Re
     const dir = mkdtempSync(join(tmpdir(), 'relayer-e2e-'));
     cleanups.push(() => Promise.resolve(rmSync(dir, { recursive: true, force: true })));
     const keysFile = join(dir, 'keys.yaml');
-    writeFileSync(keysFile, `keys:\n  - ${bytesToHex(SUPPLIER.privateKey)}\n`, { mode: 0o600 });
+    const keyLines = supplierKeys.map((k) => `  - ${bytesToHex(k.privateKey)}\n`).join('');
+    writeFileSync(keysFile, `keys:\n${keyLines}`, { mode: 0o600 });
     const input = relayerConfigInput(backends, chain.net.url, prefix, o);
     input.keys = { keys_file: keysFile };
     o.configure?.(input);
@@ -225,6 +267,9 @@ export async function startRelayerStack(o: RelayerStackOptions = {}): Promise<Re
         last_updated: Math.floor(Date.now() / 1000),
       };
       await states.put(state);
+      for (const { operator, owner } of extra) {
+        await states.put({ ...state, operator_address: operator.address, owner_address: owner.address });
+      }
     }
     await o.beforeStart?.(redis, keys);
     const relayer = await startRelayer(config, { log, registry });
@@ -262,6 +307,7 @@ export async function startRelayerStack(o: RelayerStackOptions = {}): Promise<Re
       prefix,
       chain,
       backends,
+      suppliers: supplierKeys,
       advance: async (n = 1) => {
         chain.net.chain.advanceTo(chain.net.chain.height + n);
         return publishHeight();
@@ -292,8 +338,10 @@ export async function startRelayerStack(o: RelayerStackOptions = {}): Promise<Re
         });
         return { request, bytes: encodeRelayRequest(request) };
       },
-      verifyHttp: (bytes, header) => verifyHttpRelayResponse(ec, bytes, SUPPLIER.publicKey, header),
-      verify: (bytes, header) => verifyRelayResponse(ec, bytes, SUPPLIER.publicKey, header),
+      verifyHttp: (bytes, header, supplier = SUPPLIER) =>
+        verifyHttpRelayResponse(ec, bytes, supplier.publicKey, header),
+      verify: (bytes, header, supplier = SUPPLIER) =>
+        verifyRelayResponse(ec, bytes, supplier.publicKey, header),
       streamEntries: async (supplier = SUPPLIER.address) => {
         const rows = (await redis.xrangeBuffer(keys.relayStream(supplier), '-', '+')) as [Buffer, Buffer[]][];
         return rows.map(([, fields]) => decodeMinedRelayMessage(fields[1]!));
