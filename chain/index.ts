@@ -71,3 +71,9 @@ export {
   type TxClientDeps,
   type TxLookup,
 } from './tx-client.js';
+export {
+  SupplierKeyError,
+  loadSupplierKeys,
+  parsePrivateKeyHex,
+  type SupplierKeySources,
+} from './supplier-keys.js';

@@ -16,23 +16,16 @@
  * peers take over at their next tick. `abort()` (second signal) drops the Redis connections first
  * and stops every timer, releasing nothing: peers take over when the leases expire.
  */
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import type { Command } from 'commander';
-import { parse as parseYaml } from 'yaml';
 import { ConfigError } from '../core/config/index.js';
-import {
-  RelayMinerError,
-  createLogger,
-  splitListenAddr,
-  startOpsServer,
-  type OpsServer,
-} from '../core/index.js';
+import { createLogger, splitListenAddr, startOpsServer, type OpsServer } from '../core/index.js';
 import { BlockEventPublisher, ChainCaches, SupplierStateCache, createCacheMetrics } from '../cache/index.js';
-import { BlockSource, ChainQueryClient, TxClient } from '../chain/index.js';
-import { addressFromPrivateKey, publicKeyFromPrivate } from '../protocol/index.js';
+import { BlockSource, ChainQueryClient, TxClient, loadSupplierKeys } from '../chain/index.js';
+import { addressFromPrivateKey } from '../protocol/index.js';
 import { KeyBuilder, PubSub, createRedisClient, textChannel } from '../transport/index.js';
 import {
   BlockFeed,
@@ -107,79 +100,6 @@ export interface RunningMiner {
   stop(): Promise<void>;
   /** Stops at once without releasing anything, as a killed process would; leases expire on their own. */
   abort(): Promise<void>;
-}
-
-export class MinerKeyError extends RelayMinerError {
-  constructor(source: string, why: string, cause?: unknown) {
-    super('MINER_KEY_INVALID', `${source}: ${why}`, cause === undefined ? {} : { cause });
-  }
-}
-
-const HEX_KEY = /^(0x)?[0-9a-fA-F]{64}$/;
-const KEY_FILE_EXTENSIONS = ['.yaml', '.yml', '.json'];
-
-function parseKeyHex(source: string, text: string): Uint8Array {
-  const t = text.trim();
-  if (!HEX_KEY.test(t)) throw new MinerKeyError(source, 'expected a secp256k1 private key as 64 hex digits');
-  const key = Uint8Array.from(Buffer.from(t.replace(/^0x/, ''), 'hex'));
-  try {
-    publicKeyFromPrivate(key);
-  } catch (err) {
-    throw new MinerKeyError(source, 'not a valid secp256k1 private key', err);
-  }
-  return key;
-}
-
-function readYaml(source: string, path: string): unknown {
-  try {
-    return parseYaml(readFileSync(path, 'utf8'));
-  } catch (err) {
-    throw new MinerKeyError(source, 'cannot read or parse the file', err);
-  }
-}
-
-/**
- * The supplier keys, in the relayer's formats: `keys_file` (YAML `keys:` list of hex keys) and
- * `keys_dir` (one YAML/JSON `{operator_address, private_key_hex}` per file; a stated address must
- * be the key's). Any bad entry fails the whole load. `keyring` is not supported.
- */
-export function loadMinerKeys(cfg: MinerConfig['keys']): Uint8Array[] {
-  if (cfg.keyring !== undefined) {
-    throw new MinerKeyError('keys.keyring', 'keyring sources are not supported; use keys_file or keys_dir');
-  }
-  const out: Uint8Array[] = [];
-  if (cfg.keys_file !== undefined) {
-    const source = `keys.keys_file ${cfg.keys_file}`;
-    const list = (readYaml(source, cfg.keys_file) as { keys?: unknown } | null)?.keys;
-    if (!Array.isArray(list) || list.length === 0 || !list.every((k) => typeof k === 'string')) {
-      throw new MinerKeyError(source, 'expected a YAML mapping with a `keys:` list of hex strings');
-    }
-    list.forEach((k: string, i) => out.push(parseKeyHex(`${source} keys[${i}]`, k)));
-  }
-  if (cfg.keys_dir !== undefined) {
-    const dir = cfg.keys_dir;
-    let names: string[];
-    try {
-      names = readdirSync(dir).sort();
-    } catch (err) {
-      throw new MinerKeyError(`keys.keys_dir ${dir}`, 'cannot list the directory', err);
-    }
-    for (const name of names) {
-      if (!KEY_FILE_EXTENSIONS.some((e) => name.toLowerCase().endsWith(e))) continue;
-      const path = `${dir.replace(/\/+$/, '')}/${name}`;
-      const source = `keys.keys_dir ${path}`;
-      const doc = (readYaml(source, path) ?? {}) as { operator_address?: unknown; private_key_hex?: unknown };
-      if (typeof doc.private_key_hex !== 'string') {
-        throw new MinerKeyError(source, 'expected a private_key_hex string field');
-      }
-      const key = parseKeyHex(`${source} private_key_hex`, doc.private_key_hex);
-      if (doc.operator_address !== undefined && doc.operator_address !== addressFromPrivateKey(key)) {
-        throw new MinerKeyError(source, 'operator_address is not the address of private_key_hex');
-      }
-      out.push(key);
-    }
-  }
-  return out;
 }
 
 /**
@@ -308,7 +228,7 @@ export async function startMiner(cfg: MinerConfig, o: MinerOverrides = {}): Prom
   };
   let aborted = false;
   try {
-    const privateKeys = loadMinerKeys(cfg.keys);
+    const privateKeys = loadSupplierKeys(cfg.keys);
     const keyAddresses = privateKeys.map((k) => addressFromPrivateKey(k));
     const listed = cfg.suppliers.map((s) => s.operator_address);
     const suppliers =

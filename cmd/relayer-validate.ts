@@ -7,14 +7,9 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import pino from 'pino';
 import { ConfigError } from '../core/config/index.js';
-import { ChainQueryClient } from '../chain/index.js';
+import { ChainQueryClient, loadSupplierKeys } from '../chain/index.js';
 import { addressFromPrivateKey } from '../protocol/index.js';
-import {
-  checkStakes,
-  loadSupplierKeys,
-  validateRelayerConfig,
-  type StakedSupplier,
-} from '../relayer/index.js';
+import { checkStakes, validateRelayerConfig, type StakedSupplier } from '../relayer/index.js';
 
 export interface ValidateOutput {
   out: (line: string) => void;

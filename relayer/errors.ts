@@ -18,13 +18,6 @@ export class MeterParamsError extends RelayMinerError {
   }
 }
 
-/** A supplier key source could not be read or holds something that is not a secp256k1 key. */
-export class SupplierKeyError extends RelayMinerError {
-  constructor(source: string, why: string, cause?: unknown) {
-    super('SUPPLIER_KEY_INVALID', `${source}: ${why}`, { cause });
-  }
-}
-
 /** Shared params at a height were not available: the relay cannot be judged (answer 5xx). */
 export class SharedParamsUnavailableError extends RelayMinerError {
   constructor(height: number) {

@@ -56,15 +56,8 @@ export {
   type HeaderContext,
   type HeaderMap,
 } from './backends/index.js';
-export { SharedParamsUnavailableError, SupplierKeyError } from './errors.js';
-export {
-  RelaySigner,
-  loadSupplierKeys,
-  parsePrivateKeyHex,
-  type RelaySignerDeps,
-  type SignCode,
-  type SignResult,
-} from './signer.js';
+export { SharedParamsUnavailableError } from './errors.js';
+export { RelaySigner, type RelaySignerDeps, type SignCode, type SignResult } from './signer.js';
 export {
   MAX_PLAUSIBLE_SESSION_SPAN_BLOCKS,
   RelayValidator,

@@ -17,8 +17,8 @@ import {
 import { selectBackend } from '../rings/index.js';
 import { unsignedResponseFromVector } from '../test/helpers/relay-vectors.js';
 import { hasVectorFile, loadVectors } from '../test/helpers/vectors.js';
-import { SupplierKeyError } from './errors.js';
-import { RelaySigner, loadSupplierKeys } from './signer.js';
+import { SupplierKeyError, loadSupplierKeys } from '../chain/index.js';
+import { RelaySigner } from './signer.js';
 
 const backend = selectBackend('native');
 const silent = pino({ level: 'silent' });

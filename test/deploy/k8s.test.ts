@@ -12,7 +12,8 @@ import { describe, expect, it } from 'vitest';
 import { splitListenAddr } from '../../core/index.js';
 import { validateMinerConfig } from '../../miner/index.js';
 import { addressFromPublicKey, privateKeyFromSecret, publicKeyFromPrivate } from '../../protocol/index.js';
-import { loadSupplierKeys, validateRelayerConfig } from '../../relayer/index.js';
+import { loadSupplierKeys } from '../../chain/index.js';
+import { validateRelayerConfig } from '../../relayer/index.js';
 import {
   containersOf,
   kustomizeBuild,
