@@ -16,7 +16,6 @@
  * peers take over at their next tick. `abort()` (second signal) drops the Redis connections first
  * and stops every timer, releasing nothing: peers take over when the leases expire.
  */
-import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
@@ -64,6 +63,7 @@ import {
   type SessionTrees,
   type SessionTrie,
 } from '../miner/index.js';
+import { readConfigFile, runService } from './service-runner.js';
 
 export interface MinerOverrides {
   log?: Logger;
@@ -672,56 +672,21 @@ export async function startMiner(cfg: MinerConfig, o: MinerOverrides = {}): Prom
 
 /** Loads the config file; ConfigError lists every problem with its dotted path. */
 export function loadMinerConfig(path: string): MinerConfig {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    throw new ConfigError(path, [
-      { path: '', message: `cannot read the file (${(err as NodeJS.ErrnoException).code ?? String(err)})` },
-    ]);
-  }
-  return validateMinerConfig(text, path);
+  return readConfigFile(path, validateMinerConfig);
 }
 
 /** Runs until a signal; returns the exit code. */
-export async function runMiner(path: string): Promise<number> {
-  let cfg: MinerConfig;
-  try {
-    cfg = loadMinerConfig(path);
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    process.stderr.write(`${err.message}\n`);
-    return 1;
-  }
-  const log = createLogger(cfg.logging, 'miner');
-  let running: RunningMiner;
-  try {
-    running = await startMiner(cfg, { log });
-  } catch (err) {
-    log.fatal({ err }, 'miner failed to start');
-    process.stderr.write(`miner failed to start: ${(err as Error).message}\n`);
-    return 1;
-  }
-  return new Promise<number>((resolve) => {
-    let signals = 0;
-    const onSignal = (sig: NodeJS.Signals): void => {
-      signals++;
-      if (signals > 1) {
-        log.warn({ signal: sig }, 'second signal: exiting without handing over');
-        void running.abort().finally(() => resolve(130));
-        return;
-      }
-      log.info({ signal: sig }, 'handing over leases and draining before exit');
-      void running.stop().then(
-        () => resolve(0),
-        (err: unknown) => {
-          log.error({ err }, 'miner stop failed');
-          resolve(1);
-        },
-      );
-    };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
+export function runMiner(path: string): Promise<number> {
+  return runService(path, {
+    name: 'miner',
+    load: loadMinerConfig,
+    start: (cfg, log) => startMiner(cfg, { log }),
+    stop: async (r) => {
+      await r.stop();
+      return 0;
+    },
+    abort: (r) => r.abort(),
+    stopping: 'handing over leases and draining before exit',
   });
 }
 

@@ -3,7 +3,6 @@
  * → caches → validator/meter/signer/publisher → relay core → uWS + gRPC listeners → ops
  * listeners) and runs it until SIGTERM/SIGINT, then drains in-flight relays and publishes.
  */
-import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -50,6 +49,7 @@ import {
   type RelayerConfig,
   type WebSocketListener,
 } from '../relayer/index.js';
+import { readConfigFile, runService } from './service-runner.js';
 
 export interface RelayerOverrides {
   log?: Logger;
@@ -374,50 +374,17 @@ function serviceReadinessReply(core: RelayCore, id: string): OpsReply {
 
 /** Loads the config file; ConfigError lists every problem with its dotted path. */
 export function loadRelayerConfig(path: string): RelayerConfig {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    throw new ConfigError(path, [
-      { path: '', message: `cannot read the file (${(err as NodeJS.ErrnoException).code ?? String(err)})` },
-    ]);
-  }
-  return validateRelayerConfig(text, path);
+  return readConfigFile(path, validateRelayerConfig);
 }
 
 /** Runs until a signal; returns the exit code. */
-export async function runRelayer(path: string): Promise<number> {
-  let cfg: RelayerConfig;
-  try {
-    cfg = loadRelayerConfig(path);
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    process.stderr.write(`${err.message}\n`);
-    return 1;
-  }
-  const log = createLogger(cfg.logging, 'relayer');
-  let running: RunningRelayer;
-  try {
-    running = await startRelayer(cfg, { log });
-  } catch (err) {
-    log.fatal({ err }, 'relayer failed to start');
-    process.stderr.write(`relayer failed to start: ${(err as Error).message}\n`);
-    return 1;
-  }
-  return new Promise<number>((resolve) => {
-    let signals = 0;
-    const onSignal = (sig: NodeJS.Signals): void => {
-      signals++;
-      if (signals > 1) {
-        log.warn({ signal: sig }, 'second signal: exiting without draining');
-        resolve(130);
-        return;
-      }
-      log.info({ signal: sig }, 'draining in-flight relays before exit');
-      void running.stop().then(({ unsent }) => resolve(unsent > 0 ? 1 : 0));
-    };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
+export function runRelayer(path: string): Promise<number> {
+  return runService(path, {
+    name: 'relayer',
+    load: loadRelayerConfig,
+    start: (cfg, log) => startRelayer(cfg, { log }),
+    stop: async (r) => ((await r.stop()).unsent > 0 ? 1 : 0),
+    stopping: 'draining in-flight relays before exit',
   });
 }
 
