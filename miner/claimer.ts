@@ -341,26 +341,19 @@ export class Claimer implements ClaimJobRunner {
     h: number,
   ): Promise<void> {
     const { supplier } = group;
-    // The tx is in the mempool either way: a failed save only leaves it unwatched by the reconciler.
-    try {
-      await this.deps.rebroadcast.save(
-        'claim',
-        supplier,
-        group.sessionEndHeight,
-        built.map((b) => ({
-          sessionId: b.session.session_id,
-          msg: pb.proofTx.MsgCreateClaim.encode(b.msg).finish(),
-          serviceId: b.session.service_id,
-        })),
-        h,
-        txHash,
-      );
-    } catch (err) {
-      this.log.warn(
-        { err, supplier, session_end_height: group.sessionEndHeight, tx_hash: txHash },
-        'claim messages not stored for the inclusion reconciler',
-      );
-    }
+    await this.deps.rebroadcast.saveSubmitted(
+      'claim',
+      supplier,
+      group.sessionEndHeight,
+      built.map((b) => ({
+        sessionId: b.session.session_id,
+        msg: pb.proofTx.MsgCreateClaim.encode(b.msg).finish(),
+        serviceId: b.session.service_id,
+      })),
+      h,
+      txHash,
+      this.log,
+    );
     const shares = splitFee(feeUpokt, built.length);
     for (const [i, b] of built.entries()) {
       const moved = await this.deps.store.transition(

@@ -363,26 +363,19 @@ export class Prover implements ProofJobRunner {
     h: number,
   ): Promise<void> {
     const { supplier } = group;
-    // The tx is in the mempool either way: a failed save only leaves it unwatched by the reconciler.
-    try {
-      await this.deps.rebroadcast.save(
-        'proof',
-        supplier,
-        group.sessionEndHeight,
-        built.map((b) => ({
-          sessionId: b.session.session_id,
-          msg: pb.proofTx.MsgSubmitProof.encode(b.msg).finish(),
-          serviceId: b.session.service_id,
-        })),
-        h,
-        txHash,
-      );
-    } catch (err) {
-      this.log.warn(
-        { err, supplier, session_end_height: group.sessionEndHeight, tx_hash: txHash },
-        'proof messages not stored for the inclusion reconciler',
-      );
-    }
+    await this.deps.rebroadcast.saveSubmitted(
+      'proof',
+      supplier,
+      group.sessionEndHeight,
+      built.map((b) => ({
+        sessionId: b.session.session_id,
+        msg: pb.proofTx.MsgSubmitProof.encode(b.msg).finish(),
+        serviceId: b.session.service_id,
+      })),
+      h,
+      txHash,
+      this.log,
+    );
     const shares = splitFee(feeUpokt, built.length);
     for (const [i, b] of built.entries()) {
       const moved = await this.deps.store.transition(supplier, b.session.session_id, ['proving'], 'proved', {

@@ -129,6 +129,29 @@ export class RebroadcastStore {
   }
 
   /** Stores the messages of one submitted tx and writes a submission record per session. */
+  /**
+   * `save` for a transaction already in the mempool: a failure only leaves it unwatched by the
+   * reconciler, so it is logged, not thrown.
+   */
+  async saveSubmitted(
+    phase: RebroadcastPhase,
+    supplier: string,
+    sessionEndHeight: number,
+    entries: readonly { sessionId: string; msg: Uint8Array; serviceId: string }[],
+    submitHeight: number,
+    txHash: string,
+    log: Logger,
+  ): Promise<void> {
+    try {
+      await this.save(phase, supplier, sessionEndHeight, entries, submitHeight, txHash);
+    } catch (err) {
+      log.warn(
+        { err, supplier, session_end_height: sessionEndHeight, tx_hash: txHash },
+        `${phase} messages not stored for the inclusion reconciler`,
+      );
+    }
+  }
+
   async save(
     phase: RebroadcastPhase,
     supplier: string,
