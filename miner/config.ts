@@ -18,6 +18,7 @@ import {
   redisSection,
   type DeepReadonly,
   type IssueList,
+  keysSection,
 } from '../core/config/index.js';
 import type { LeaderElectionTimings } from './leader.js';
 import type { SupplierLeaseTimings } from './leases.js';
@@ -97,20 +98,7 @@ export const minerConfigSchema = z.strictObject({
       inclusion_reconciler_per_group_timeout_ms: z.number().int().positive().default(10_000),
     })
     .prefault({}),
-  keys: z
-    .strictObject({
-      keys_file: z.string().min(1).optional(),
-      keys_dir: z.string().min(1).optional(),
-      keyring: z
-        .strictObject({
-          backend: z.enum(['file', 'os', 'test', 'memory']),
-          dir: z.string().optional(),
-          app_name: z.string().min(1).default('pocket'),
-          key_names: z.array(z.string().min(1)).default([]),
-        })
-        .optional(),
-    })
-    .prefault({}),
+  keys: keysSection,
   suppliers: z.array(supplierEntry).default([]),
   block_time_seconds: z.number().int().positive().default(30),
   block_health_monitor: z

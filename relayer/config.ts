@@ -16,6 +16,7 @@ import {
   redisSection,
   type DeepReadonly,
   type IssueList,
+  keysSection,
 } from '../core/config/index.js';
 import { checkSimulationConfig } from './simulation.js';
 
@@ -157,20 +158,7 @@ export const relayerConfigSchema = z.strictObject({
       .min(1, { message: 'required; the gRPC query endpoint, e.g. localhost:9090' }),
     grpc_insecure: z.boolean().default(false),
   }),
-  keys: z
-    .strictObject({
-      keys_file: z.string().min(1).optional(),
-      keys_dir: z.string().min(1).optional(),
-      keyring: z
-        .strictObject({
-          backend: z.enum(['file', 'os', 'test', 'memory']),
-          dir: z.string().optional(),
-          app_name: z.string().min(1).default('pocket'),
-          key_names: z.array(z.string().min(1)).default([]),
-        })
-        .optional(),
-    })
-    .prefault({}),
+  keys: keysSection,
   services: z.record(z.string().min(1), serviceSection),
   default_validation_mode: validationMode.default('optimistic'),
   default_request_timeout_seconds: z.number().int().positive().default(30),

@@ -13,6 +13,7 @@ export {
   LOG_LEVELS,
   goDuration,
   listenAddr,
+  keysSection,
   loggingSection,
   metricsSection,
   namespaceSection,

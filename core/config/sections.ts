@@ -58,6 +58,22 @@ export const redisSection = z
   })
   .prefault({});
 
+/** `keys`: supplier key sources, the same for the relayer and the miner. */
+export const keysSection = z
+  .strictObject({
+    keys_file: z.string().min(1).optional(),
+    keys_dir: z.string().min(1).optional(),
+    keyring: z
+      .strictObject({
+        backend: z.enum(['file', 'os', 'test', 'memory']),
+        dir: z.string().optional(),
+        app_name: z.string().min(1).default('pocket'),
+        key_names: z.array(z.string().min(1)).default([]),
+      })
+      .optional(),
+  })
+  .prefault({});
+
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
 
 /** `logging`. */
