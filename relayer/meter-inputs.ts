@@ -121,14 +121,26 @@ export class CacheMeterInputs implements MeterInputsSource {
     const c = this.deps.caches;
     const h = this.deps.heights.currentHeight;
     const active = h <= 0 || s.session_end_height >= h;
-    const [app, cupr, atStart, windows, sessionParams, factor] = await Promise.all([
+    // Every lookup is settled before answering, so a failed call leaves no cache fill running.
+    const settled = await Promise.allSettled([
       c.applications.get(s.app_address),
       c.computeUnitsPerRelay.get({ serviceId: s.service_id, height: s.session_start_height }),
       c.sharedParamsAtHeight.get(s.session_start_height),
       active ? c.sharedParams.get(null) : c.sharedParamsAtHeight.get(s.session_end_height),
       c.sessionParams.get(null),
       this.serviceFactor(s.service_id),
-    ]);
+    ] as const);
+    for (const r of settled) if (r.status === 'rejected') throw r.reason;
+    const [app, cupr, atStart, windows, sessionParams, factor] = settled.map((r) =>
+      r.status === 'fulfilled' ? r.value : undefined,
+    ) as [
+      Awaited<ReturnType<typeof c.applications.get>>,
+      Awaited<ReturnType<typeof c.computeUnitsPerRelay.get>>,
+      Awaited<ReturnType<typeof c.sharedParamsAtHeight.get>>,
+      Awaited<ReturnType<typeof c.sharedParams.get>>,
+      Awaited<ReturnType<typeof c.sessionParams.get>>,
+      number | undefined,
+    ];
     if (app === undefined) {
       throw new MeterInputUnavailableError(`application ${s.app_address}`, 'not found on chain');
     }
