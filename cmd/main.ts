@@ -53,8 +53,10 @@ export function buildProgram(): Command {
   program
     .command('stack')
     .description('start the full local stack (localnet, backends, Redis, relayers, miners, load)')
-    .action(() => {
-      process.exitCode = runStack();
+    .option('--keep', 'leave everything running after the summary until Ctrl-C')
+    .option('--short', 'smaller load and fewer sessions (CI)')
+    .action(async (opts: { keep?: boolean; short?: boolean }) => {
+      process.exitCode = await runStack({ keep: opts.keep === true, short: opts.short === true });
     });
 
   registerLocalnetCommand(program);
