@@ -96,6 +96,11 @@ const HOP_BY_HOP = new Set([
   'te',
 ]);
 
+/** The 413 refusal of a request body over a limit. */
+export function bodyTooLarge(message: string): RelayRefusal {
+  return { ok: false, reason: 'body_too_large', message, httpStatus: 413, grpcCode: 8, wsCloseCode: 1009 };
+}
+
 export class HttpRelayHandler {
   constructor(private readonly core: RelayCore) {}
 
@@ -112,7 +117,7 @@ export class HttpRelayHandler {
     try {
       const cfg = this.core.config;
       if (input.body.length > cfg.default_max_body_size_bytes) {
-        return refuse(this.tooLarge('request body too large'));
+        return refuse(bodyTooLarge('request body too large'));
       }
       const decoded = this.core.decodeHttpFamily(input.body);
       if (!decoded.ok) return refuse(decoded);
@@ -124,7 +129,7 @@ export class HttpRelayHandler {
       const simulationKeyId = input.headers['pocket-simulation-key-id'];
       this.core.countReceived(serviceId, rpcType);
       const limit = service.max_body_size_bytes ?? cfg.default_max_body_size_bytes;
-      if (input.body.length > limit) return refuse(this.tooLarge('request body too large for service'));
+      if (input.body.length > limit) return refuse(bodyTooLarge('request body too large for service'));
 
       const ctx: AdmitContext = {
         transport: 'http',
@@ -182,10 +187,6 @@ export class HttpRelayHandler {
         );
       }
     }
-  }
-
-  private tooLarge(message: string): RelayRefusal {
-    return { ok: false, reason: 'body_too_large', message, httpStatus: 413, grpcCode: 8, wsCloseCode: 1009 };
   }
 
   /** The (service, transport) pool when it has a healthy endpoint; counts a fast-fail otherwise. */

@@ -6,7 +6,7 @@
  */
 import { STATUS_CODES } from 'node:http';
 import uWS from 'uWebSockets.js';
-import { HttpRelayHandler, type HttpSink } from './http-relay.js';
+import { HttpRelayHandler, bodyTooLarge, type HttpSink } from './http-relay.js';
 import type { RelayCore } from './relay-core.js';
 
 export interface RelayServerOptions {
@@ -129,9 +129,10 @@ class UwsSink implements HttpSink {
 
 const JSON_CT = 'application/json';
 
-function replyJson(res: uWS.HttpResponse, status: number, body: unknown): void {
+/** A JSON answer; `close` also closes the connection after it. */
+function replyJson(res: uWS.HttpResponse, status: number, body: unknown, close = false): void {
   res.cork(() => {
-    res.writeStatus(statusLine(status)).writeHeader('Content-Type', JSON_CT).end(JSON.stringify(body));
+    res.writeStatus(statusLine(status)).writeHeader('Content-Type', JSON_CT).end(JSON.stringify(body), close);
   });
 }
 
@@ -166,12 +167,7 @@ export class RelayServer {
           url === '/health' || url === '/healthz' || url === '/ready'
             ? { status: 'shutting_down', block_height: core.heights.currentHeight }
             : { error: 'relayer is shutting down' };
-        res.cork(() => {
-          res
-            .writeStatus(statusLine(503))
-            .writeHeader('Content-Type', JSON_CT)
-            .end(JSON.stringify(body), true);
-        });
+        replyJson(res, 503, body, true);
         return;
       }
       if (url === '/health' || url === '/healthz' || url === '/ready') {
@@ -209,23 +205,11 @@ export class RelayServer {
         size += ab.byteLength;
         if (size > limit) {
           done = true;
-          const refusal = {
-            ok: false as const,
-            reason: 'body_too_large' as const,
-            message: 'request body too large',
-            httpStatus: 413,
-            grpcCode: 8,
-            wsCloseCode: 1009,
-          };
+          const refusal = bodyTooLarge('request body too large');
           core.countRejected(refusal);
           if (!sink.aborted) {
             sink.aborted = true;
-            res.cork(() => {
-              res
-                .writeStatus(statusLine(413))
-                .writeHeader('Content-Type', JSON_CT)
-                .end(JSON.stringify({ error: refusal.message }), true);
-            });
+            replyJson(res, refusal.httpStatus, { error: refusal.message }, true);
           }
           return;
         }
