@@ -197,6 +197,7 @@ export async function startRelayer(cfg: RelayerConfig, o: RelayerOverrides = {})
         batch_size: cfg.relay_streams.batch_size,
         flush_interval_ms: cfg.relay_streams.flush_interval_ms,
         max_buffered: cfg.relay_streams.max_buffered,
+        ack_timeout_ms: cfg.relay_streams.ack_timeout_ms,
       },
     );
     const mined = new MinedRelayPublisher({

@@ -236,6 +236,8 @@ export const relayerConfigSchema = z.strictObject({
       batch_size: z.number().int().positive().default(256),
       flush_interval_ms: nonNegativeInt().default(2),
       max_buffered: z.number().int().positive().default(100_000),
+      acknowledge: z.enum(['written', 'served']).default('written'),
+      ack_timeout_ms: z.number().int().positive().default(1_000),
     })
     .prefault({}),
   ring_verify: z

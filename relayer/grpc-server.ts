@@ -563,12 +563,17 @@ class GrpcRelayHandler {
       if (!io.signal.aborted) reply(signed.grpcCode, signed.message);
       return;
     }
+    const notRecorded = await this.core.settleServed(relay, result.body, ctx, signed.response);
+    if (notRecorded !== undefined) {
+      this.core.countRejected(notRecorded, serviceId);
+      if (!io.signal.aborted) reply(notRecorded.grpcCode, notRecorded.message);
+      return;
+    }
     if (!io.signal.aborted) {
       this.count(io, serviceId, GrpcStatus.OK);
       io.replyMessage(signed.bytes);
     }
     this.core.countServed(serviceId, ctx.rpcType, result.status);
-    this.core.publishMined(relay, result.body, ctx, signed.response);
   }
 
   private timeoutMs(io: CallIo, serviceId: string): number {

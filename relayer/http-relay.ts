@@ -308,10 +308,15 @@ export class HttpRelayHandler {
       out = gzipSync(out);
       replyHeaders.push(['Content-Encoding', 'gzip']);
     }
+    // The relay the client holds is the one mined (one signature per relay), even if it left.
+    const notRecorded = await this.core.settleServed(relay, body, ctx, signed.response);
+    if (notRecorded !== undefined) {
+      this.core.countRejected(notRecorded, serviceId);
+      if (!sink.aborted) sink.reply(notRecorded.httpStatus, JSON_HEADERS, errorBody(notRecorded.message));
+      return;
+    }
     if (!sink.aborted) sink.reply(200, replyHeaders, out);
     this.core.countServed(serviceId, ctx.rpcType, result.status);
-    // The relay the client holds is the one mined (one signature per relay), even if it left.
-    this.core.publishMined(relay, body, ctx, signed.response);
   }
 
   /** Streams signed batches; the whole stream is one relay published at its end. */

@@ -142,6 +142,7 @@ const PUB_CFG: StreamPublisherConfig = {
   batch_size: 10,
   flush_interval_ms: 1,
   max_buffered: 100,
+  ack_timeout_ms: 1_000,
 };
 
 interface Built {

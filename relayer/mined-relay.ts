@@ -31,7 +31,12 @@ import {
   type RelayResponse,
 } from '../protocol/index.js';
 import type { ChainCaches } from '../cache/index.js';
-import type { MinedRelayMessage, PublishResult, StreamPublisher } from '../transport/streams/index.js';
+import type {
+  MinedRelayMessage,
+  PublishResult,
+  StreamPublisher,
+  WriteOutcome,
+} from '../transport/streams/index.js';
 import type { RelayPipelineMetrics } from './pipeline-metrics.js';
 import type { RelaySigner } from './signer.js';
 
@@ -49,6 +54,11 @@ export interface MinedRelayInput {
    * made; `rawBody` is then only used for the empty-body check.
    */
   signedResponse?: RelayResponse;
+  /**
+   * Resolve only once Redis stored the stream entry (or it had to stay buffered); a write Redis
+   * refuses is then a `MINE_WRITE_REFUSED` result instead of a background drop.
+   */
+  awaitWrite?: boolean;
 }
 
 export type MinedRelayCode =
@@ -56,10 +66,17 @@ export type MinedRelayCode =
   | 'MINE_INCOMPLETE'
   | 'MINE_SIGN_FAILED'
   | 'MINE_CUPR_UNAVAILABLE'
-  | 'MINE_PUBLISH_REFUSED';
+  | 'MINE_PUBLISH_REFUSED'
+  | 'MINE_WRITE_REFUSED';
 
 export type MinedPublishResult =
-  | { ok: true; relayHash: Uint8Array; message: MinedRelayMessage }
+  | {
+      ok: true;
+      relayHash: Uint8Array;
+      message: MinedRelayMessage;
+      /** With `awaitWrite`: whether the entry is in Redis already or still in the buffer. */
+      stored?: 'written' | 'buffered';
+    }
   | { ok: false; code: MinedRelayCode; reason: string };
 
 /** `reason` label values of relays_dropped_total written here. */
@@ -72,7 +89,8 @@ export type MinedDropReason =
   | 'cupr_unavailable'
   | 'publish_invalid'
   | 'publish_buffer_full'
-  | 'publish_closed';
+  | 'publish_closed'
+  | 'write_refused';
 
 /** The two upstream relay counters (RelayerMetrics holds them). */
 export interface MinedRelayCounters {
@@ -187,8 +205,11 @@ export class MinedRelayPublisher {
       session_start_height: facts.startHeight,
     };
     let published: PublishResult;
+    let written: Promise<WriteOutcome> | undefined;
+    let onWrite: ((o: WriteOutcome) => void) | undefined;
+    if (input.awaitWrite === true) written = new Promise<WriteOutcome>((resolve) => (onWrite = resolve));
     try {
-      published = this.deps.publisher.publish(message);
+      published = this.deps.publisher.publish(message, onWrite);
     } catch (err) {
       published = { ok: false, code: 'PUBLISH_INVALID', reason: (err as Error).message };
     }
@@ -204,7 +225,15 @@ export class MinedRelayPublisher {
         reason: `${published.code}: ${published.reason}`,
       });
     }
-    return { ok: true, relayHash: mined.relay.hash, message };
+    if (written === undefined) return { ok: true, relayHash: mined.relay.hash, message };
+    const w = await written;
+    if (!w.ok) {
+      return this.drop(svc, 'write_refused', {
+        code: 'MINE_WRITE_REFUSED',
+        reason: `${w.code}: ${w.reason}`,
+      });
+    }
+    return { ok: true, relayHash: mined.relay.hash, message, stored: w.state };
   }
 
   /** The session fields a mined relay needs, or why the request lacks them. */

@@ -62,6 +62,7 @@ export type RejectReason =
   | 'backend_network_error'
   | 'client_disconnected'
   | 'signing_error'
+  | 'relay_not_recorded'
   | 'simulation_rejected'
   | 'shutting_down';
 
@@ -123,7 +124,9 @@ export interface ResponseSignerLike {
   sign(response: RelayResponse, supplierAddress: string): SignResult;
 }
 export interface MinedPublisherLike {
-  publish(input: MinedRelayInput): Promise<{ ok: true } | { ok: false; code: string; reason: string }>;
+  publish(
+    input: MinedRelayInput,
+  ): Promise<{ ok: true; stored?: 'written' | 'buffered' } | { ok: false; code: string; reason: string }>;
 }
 export type SimulationVerdict =
   | { ok: true; identity: string; release(): void }
@@ -145,6 +148,21 @@ export interface HeightSource {
   readonly currentHeight: number;
   onHeight(fn: (height: number) => void): () => void;
 }
+
+/**
+ * What became of a served relay on its way to the supplier stream: `written` (Redis stored it),
+ * `buffered` (held in memory until Redis answers), `not_mined` (simulated or below the difficulty
+ * target: correct, nothing to claim) or `refused` (not recorded; never claimed).
+ */
+export type MinedOutcome =
+  { state: 'written' | 'buffered' | 'not_mined' } | { state: 'refused'; reason: string };
+
+const NOT_MINED: MinedOutcome = Object.freeze({ state: 'not_mined' });
+const NOT_RECORDED: ReadonlySet<string> = new Set([
+  'MINE_CUPR_UNAVAILABLE',
+  'MINE_PUBLISH_REFUSED',
+  'MINE_WRITE_REFUSED',
+]);
 
 /** The relayer's ledger buckets (RelayerLedgerCounts satisfies it). */
 export interface LedgerCountsLike {
@@ -532,11 +550,58 @@ export class RelayCore {
     ctx?: AdmitContext,
     signedResponse?: RelayResponse,
   ): void {
+    void this.mine(relay, rawBody, ctx, signedResponse, false);
+  }
+
+  /**
+   * Hands a served unary relay (signed, not yet answered) to the supplier stream. With
+   * `relay_streams.acknowledge: written` a checked relay is answered only once Redis stored it (or
+   * holds it buffered while Redis is unreachable); when it cannot be recorded its meter cost is
+   * given back and the refusal to answer instead is returned. Unchecked (optimistic), simulated
+   * relays and `acknowledge: served` publish in the background and return undefined.
+   */
+  async settleServed(
+    relay: AdmittedRelay,
+    rawBody: Uint8Array,
+    ctx: AdmitContext | undefined,
+    signedResponse: RelayResponse,
+  ): Promise<RelayRefusal | undefined> {
+    if (!relay.checked || relay.simulated || this.config.relay_streams.acknowledge === 'served') {
+      this.publishMined(relay, rawBody, ctx, signedResponse);
+      return undefined;
+    }
+    const out = await this.recordMined(relay, rawBody, ctx, signedResponse);
+    if (out.state !== 'refused') return undefined;
+    await this.unbill(relay);
+    return refusal('relay_not_recorded', 'relay could not be recorded', 503, GRPC.UNAVAILABLE, 1011);
+  }
+
+  /**
+   * Publishes a served, already checked relay and resolves once Redis stored its stream entry
+   * (or, while Redis is unreachable or slow, once it is buffered). `refused` means the relay is
+   * not recorded and will never be claimed: the caller must not answer the client with success.
+   */
+  recordMined(
+    relay: AdmittedRelay,
+    rawBody: Uint8Array,
+    ctx: AdmitContext | undefined,
+    signedResponse: RelayResponse,
+  ): Promise<MinedOutcome> {
+    return this.mine(relay, rawBody, ctx, signedResponse, true);
+  }
+
+  private mine(
+    relay: AdmittedRelay,
+    rawBody: Uint8Array,
+    ctx: AdmitContext | undefined,
+    signedResponse: RelayResponse | undefined,
+    awaitWrite: boolean,
+  ): Promise<MinedOutcome> {
     if (relay.simulated) {
       this.finishSimulated(relay, 'success');
-      return;
+      return Promise.resolve(NOT_MINED);
     }
-    const run = async (): Promise<void> => {
+    const run = async (): Promise<MinedOutcome> => {
       let r = relay;
       if (!r.checked) {
         const checked = await this.check(
@@ -558,7 +623,7 @@ export class RelayCore {
             { service_id: r.serviceId, reason, detail: checked.message },
             'served relay dropped',
           );
-          return;
+          return { state: 'refused', reason: checked.message };
         }
         r = checked;
       }
@@ -568,23 +633,34 @@ export class RelayCore {
         supplierAddress: r.supplierAddress,
         arrivalHeight: r.arrivalHeight,
         ...(signedResponse !== undefined ? { signedResponse } : {}),
+        ...(awaitWrite ? { awaitWrite } : {}),
       });
-      if (out.ok) this.metrics.relaysPublished.inc({ service_id: r.serviceId });
-      else {
-        this.deps.ledger?.count(
-          r.supplierAddress,
-          r.header.sessionId,
-          out.code === 'MINE_BELOW_DIFFICULTY' ? 'below_difficulty' : 'dropped',
+      if (out.ok) {
+        this.metrics.relaysPublished.inc({ service_id: r.serviceId });
+        return { state: out.stored ?? 'buffered' };
+      }
+      const below = out.code === 'MINE_BELOW_DIFFICULTY';
+      this.deps.ledger?.count(r.supplierAddress, r.header.sessionId, below ? 'below_difficulty' : 'dropped');
+      // Relays the protocol does not mine (below the difficulty, empty backend body) were still
+      // served correctly; only a relay that should be in the stream and is not is refused.
+      if (!NOT_RECORDED.has(out.code)) return NOT_MINED;
+      if (out.code === 'MINE_WRITE_REFUSED') {
+        this.log.error(
+          { service_id: r.serviceId, detail: out.reason },
+          'redis refused to store a mined relay; the client is told it was not served',
         );
       }
+      return { state: 'refused', reason: out.reason };
     };
-    const p = run().catch((err: unknown) => {
+    const p = run().catch((err: unknown): MinedOutcome => {
       this.metrics.relaysDropped.inc({ service_id: relay.serviceId, reason: 'publish_error' });
       this.deps.ledger?.count(relay.supplierAddress, relay.header.sessionId, 'dropped');
       this.log.error({ err, service_id: relay.serviceId }, 'mined relay not published');
+      return { state: 'refused', reason: (err as Error).message };
     });
     this.background.add(p);
     void p.finally(() => this.background.delete(p));
+    return p;
   }
 
   private finishSimulated(relay: AdmittedRelay, result: 'success' | 'backend_error'): void {

@@ -328,3 +328,76 @@ describe('eager budget', () => {
     expect(await b.metric('ha_relayer_relays_rejected_total', { reason: 'stake_exhausted' })).toBe(1);
   });
 });
+
+describe('acknowledge: written (the default)', () => {
+  let w: RelayerStack;
+  let served: RelayerStack;
+  beforeAll(async () => {
+    // Budget for exactly two relays per session, so a credited-back meter shows as a third success.
+    const budget = async (redis: RelayerStack['redis'], keys: RelayerStack['keys']): Promise<void> => {
+      await redis.set(
+        keys.serviceFactorServiceKey('anvil'),
+        JSON.stringify({ factor: 168 / 100_000_000, updated_at: 0 }),
+      );
+    };
+    w = await startRelayerStack({ beforeStart: budget });
+    served = await startRelayerStack({
+      beforeStart: budget,
+      configure: (c) => {
+        c.relay_streams = { acknowledge: 'served' };
+      },
+    });
+  }, 30_000);
+  afterAll(async () => {
+    await w?.close();
+    await served?.close();
+  });
+
+  async function send(st: RelayerStack, h: SessionHeader): Promise<{ status: number; body: string }> {
+    const { bytes } = st.signRequest(h, st.httpPayload({ body: RPC }));
+    const res = await fetch(`${st.url}/`, { method: 'POST', body: bytes, headers: { 'Rpc-Type': '3' } });
+    const body = Buffer.from(await res.arrayBuffer());
+    return { status: res.status, body: res.status === 200 ? '' : body.toString('utf8') };
+  }
+
+  it('answers only after Redis stored the relay: the stream holds it when the client has the answer', async () => {
+    const h = await s.session('anvil');
+    const stream = s.keys.relayStream(SUPPLIER.address);
+    for (let i = 0; i < 5; i++) {
+      const before = await s.redis.xlen(stream);
+      expect((await send(s, h)).status).toBe(200);
+      expect(await s.redis.xlen(stream)).toBe(before + 1);
+    }
+  });
+
+  it('Redis refusing the write → 503 "relay could not be recorded", the meter is credited back, nothing published', async () => {
+    const h = await w.session('anvil');
+    const stream = w.keys.relayStream(SUPPLIER.address);
+    await w.redis.set(stream, 'not a stream');
+    expect(await send(w, h)).toEqual({ status: 503, body: '{"error":"relay could not be recorded"}' });
+    expect(await w.metric('ha_relayer_relays_rejected_total', { reason: 'relay_not_recorded' })).toBe(1);
+    expect(
+      await w.metric('ha_relayer_relays_dropped_total', { service_id: 'anvil', reason: 'write_refused' }),
+    ).toBe(1);
+    await w.redis.del(stream);
+    // Both budgeted relays are still available: the refused one gave its cost back.
+    expect((await send(w, h)).status).toBe(200);
+    expect((await send(w, h)).status).toBe(200);
+    expect((await send(w, h)).status).toBe(429);
+    expect(await w.streamEntries()).toHaveLength(2);
+  });
+
+  it('acknowledge: served answers first and counts the write Redis refused as a dropped relay', async () => {
+    const h = await served.session('anvil');
+    const stream = served.keys.relayStream(SUPPLIER.address);
+    await served.redis.set(stream, 'not a stream');
+    expect((await send(served, h)).status).toBe(200);
+    await served.relayer.publisher.flush();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(await served.redis.get(stream)).toBe('not a stream');
+    expect(await served.metric('ha_transport_redis_publish_dropped_total', { reason: 'command_error' })).toBe(
+      1,
+    );
+    await served.redis.del(stream);
+  });
+});

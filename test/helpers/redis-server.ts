@@ -26,6 +26,10 @@ export interface RedisServerOptions {
   /** Persist every write (appendfsync always) in `dir`, so a restart keeps what was acknowledged. */
   appendonly?: boolean;
   dir?: string;
+  /** Allow DEBUG (e.g. DEBUG SLEEP to freeze the server) from loopback clients. */
+  enableDebug?: boolean;
+  /** Further redis-server arguments, e.g. `['--enable-debug-command', 'local']`. */
+  args?: string[];
 }
 
 /** Starts redis-server on `port` and resolves once it answers PING. */
@@ -34,6 +38,8 @@ export async function startRedisServer(port: number, o: RedisServerOptions = {})
   if (o.appendonly === true) args.push('--appendonly', 'yes', '--appendfsync', 'always');
   else args.push('--appendonly', 'no');
   if (o.dir !== undefined) args.push('--dir', o.dir);
+  if (o.enableDebug === true) args.push('--enable-debug-command', 'local');
+  if (o.args !== undefined) args.push(...o.args);
   const child = spawn('redis-server', args, { stdio: 'ignore' });
   const probe = new Redis({
     port,

@@ -11,4 +11,5 @@ export {
   type PublishResult,
   type StreamPublisherConfig,
   type StreamPublisherDeps,
+  type WriteOutcome,
 } from './publisher.js';

@@ -8,7 +8,7 @@ import { useRedis } from '../../test/helpers/redis.js';
 import { freePort, startRedisServer, stopRedisServer, waitFor } from '../../test/helpers/redis-server.js';
 import { decodeMinedRelayMessage, type MinedRelayMessage } from './mined-relay-message.js';
 import { StreamPublisherMetrics } from './metrics.js';
-import { StreamPublisher, type StreamPublisherConfig } from './publisher.js';
+import { StreamPublisher, type StreamPublisherConfig, type WriteOutcome } from './publisher.js';
 
 const log = pino({ level: 'silent' });
 const r = useRedis();
@@ -36,6 +36,7 @@ const CFG: StreamPublisherConfig = {
   batch_size: 50,
   flush_interval_ms: 1,
   max_buffered: 1000,
+  ack_timeout_ms: 1_000,
 };
 
 function build(redis: Redis, keys: KeyBuilder, cfg: Partial<StreamPublisherConfig> = {}) {
@@ -129,6 +130,52 @@ describe('StreamPublisher on the shared Redis', () => {
   });
 });
 
+describe('StreamPublisher write acknowledgements (onWrite)', () => {
+  function waitWrite(pub: StreamPublisher, msg: MinedRelayMessage) {
+    let resolve!: (o: WriteOutcome) => void;
+    const done = new Promise<WriteOutcome>((res) => (resolve = res));
+    const accepted = pub.publish(msg, resolve);
+    return { accepted, done };
+  }
+
+  it('answers `written` only once the entry is in the stream, without the flush interval wait', async () => {
+    const { pub } = build(r.client, r.keys(), { flush_interval_ms: 60_000 });
+    const key = r.keys().relayStream('pokt1sup');
+    const a = waitWrite(pub, relay(1));
+    expect(a.accepted).toEqual({ ok: true });
+    expect(await a.done).toEqual({ ok: true, state: 'written' });
+    expect(await readStream(r.client, key)).toEqual([relay(1, { published_at_unix_nano: 42n })]);
+    await pub.close();
+  });
+
+  it("answers a refusal with Redis's reason when the XADD is rejected; the others are written", async () => {
+    const { pub, registry } = build(r.client, r.keys());
+    await r.client.set(r.keys().relayStream('pokt1bad'), 'x');
+    const bad = waitWrite(pub, relay(1, { supplier_operator_address: 'pokt1bad' }));
+    const good = waitWrite(pub, relay(2));
+    const outcome = await bad.done;
+    expect(outcome.ok).toBe(false);
+    expect(outcome.ok ? '' : `${outcome.code} ${outcome.reason}`).toMatch(/^WRITE_REFUSED WRONGTYPE /);
+    expect(await good.done).toEqual({ ok: true, state: 'written' });
+    expect(await counters(registry, 'ha_transport_redis_publish_errors_total')).toEqual({ command: 1 });
+    await pub.close();
+  });
+
+  it('never calls back for a relay publish() refused', async () => {
+    const { pub } = build(r.client, r.keys());
+    let called = 0;
+    expect(pub.publish(relay(1, { session_id: '' }), () => called++)).toEqual({
+      ok: false,
+      code: 'PUBLISH_INVALID',
+      reason: 'session_id is required',
+    });
+    await pub.flush();
+    await new Promise((res) => setTimeout(res, 20));
+    expect(called).toBe(0);
+    await pub.close();
+  });
+});
+
 // ------------------------------------------------------------------ own redis-server, killed and restarted
 
 describe('StreamPublisher across a Redis restart', () => {
@@ -137,6 +184,66 @@ describe('StreamPublisher across a Redis restart', () => {
   afterEach(async () => {
     for (const c of clients.splice(0)) c.disconnect();
     for (const s of servers.splice(0)) await stopRedisServer(s);
+  });
+
+  async function ownServer(extra: string[] = []): Promise<Redis> {
+    const port = await freePort();
+    servers.push(await startRedisServer(port, { enableDebug: true }));
+    const redis = new Redis({ port, host: '127.0.0.1', retryStrategy: () => 50, maxRetriesPerRequest: 1 });
+    redis.on('error', () => undefined);
+    clients.push(redis);
+    await waitFor(() => redis.status === 'ready');
+    for (let i = 0; i < extra.length; i += 2) await redis.config('SET', extra[i]!, extra[i + 1]!);
+    return redis;
+  }
+
+  function waitWrite(pub: StreamPublisher, msg: MinedRelayMessage): Promise<WriteOutcome> {
+    return new Promise<WriteOutcome>((resolve) => pub.publish(msg, resolve));
+  }
+
+  it('answers `buffered` while Redis is down or slower than ack_timeout_ms, and still writes the relay later', async () => {
+    const redis = await ownServer();
+    const keys = new KeyBuilder();
+    const { pub } = build(redis, keys, { ack_timeout_ms: 200 });
+
+    // Slow: the server sleeps 600 ms; the caller is answered at the timeout, the entry lands after.
+    const probe = redis.duplicate();
+    probe.on('error', () => undefined);
+    clients.push(probe);
+    void probe.call('DEBUG', 'SLEEP', '0.6');
+    await new Promise((res) => setTimeout(res, 20));
+    const t0 = performance.now();
+    expect(await waitWrite(pub, relay(1))).toEqual({ ok: true, state: 'buffered' });
+    const waited = performance.now() - t0;
+    expect(waited >= 150 && waited < 550, `waited ${waited} ms`).toBe(true);
+    await waitFor(async () => (await redis.xlen('ha:relays:pokt1sup')) === 1, 5_000);
+
+    // Down: answered at once from the buffer; written after the restart.
+    const port = redis.options.port!;
+    await stopRedisServer(servers.pop()!);
+    await waitFor(() => redis.status !== 'ready');
+    expect(await waitWrite(pub, relay(2))).toEqual({ ok: true, state: 'buffered' });
+    servers.push(await startRedisServer(port));
+    await waitFor(() => pub.buffered === 0, 10_000);
+    expect(await readStream(redis, 'ha:relays:pokt1sup')).toEqual([
+      relay(2, { published_at_unix_nano: 42n }),
+    ]);
+    expect(await pub.close()).toEqual({ unsent: 0 });
+  });
+
+  it('refuses with the OOM reason when Redis is at maxmemory (noeviction), counted as oom', async () => {
+    const redis = await ownServer(['maxmemory-policy', 'noeviction']);
+    const keys = new KeyBuilder();
+    const { pub, registry } = build(redis, keys);
+    const used = Number(/used_memory:(\d+)/.exec(await redis.info('memory'))![1]);
+    await redis.config('SET', 'maxmemory', String(used + 1024));
+    await redis.set('filler', 'x'.repeat(64 * 1024)).catch(() => undefined);
+    const outcome = await waitWrite(pub, relay(1));
+    expect(outcome.ok ? '' : `${outcome.code} ${outcome.reason}`).toMatch(/^WRITE_REFUSED OOM /);
+    expect(await counters(registry, 'ha_transport_redis_publish_errors_total')).toEqual({ oom: 1 });
+    await redis.config('SET', 'maxmemory', '0');
+    expect(await waitWrite(pub, relay(2))).toEqual({ ok: true, state: 'written' });
+    await pub.close();
   });
 
   it('buffers while Redis is down, then lands every relay after the restart; over the bound it refuses and counts', async () => {

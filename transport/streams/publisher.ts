@@ -8,6 +8,11 @@
  *   `published_at_unix_nano` and appends to an in-memory buffer. A flush sends up to `batch_size`
  *   entries in one pipeline (`XADD … MAXLEN ~ max_len * data <bytes>` per relay, then one `EXPIRE`
  *   per stream touched).
+ * - A caller that must not acknowledge a relay before it is stored passes `onWrite`: the entry is
+ *   flushed at once (no `flush_interval_ms` wait) and `onWrite` is called exactly once with
+ *   `written` when Redis stored it, `buffered` when Redis is unreachable or slower than
+ *   `ack_timeout_ms` (the entry stays queued and is written later), or a refusal when Redis
+ *   rejected the XADD (e.g. OOM under maxmemory) or the publisher closed with it unsent.
  * - While Redis is not connected nothing is sent; relays stay buffered and are flushed when the
  *   client emits `ready` again. A pipeline that fails on the connection is put back at the front
  *   of the buffer (order kept) and retried: delivery is at-least-once, and the miner dedups by
@@ -41,6 +46,8 @@ export interface StreamPublisherConfig {
   flush_interval_ms: number;
   /** Relays held in memory while Redis is unreachable; beyond it publish() refuses. */
   max_buffered: number;
+  /** Longest wait for an `onWrite` acknowledgement before answering `buffered`. */
+  ack_timeout_ms: number;
 }
 
 export const DEFAULT_STREAM_PUBLISHER_CONFIG: Readonly<StreamPublisherConfig> = Object.freeze({
@@ -49,6 +56,7 @@ export const DEFAULT_STREAM_PUBLISHER_CONFIG: Readonly<StreamPublisherConfig> = 
   batch_size: 256,
   flush_interval_ms: 2,
   max_buffered: 100_000,
+  ack_timeout_ms: 1_000,
 });
 
 export interface StreamPublisherDeps {
@@ -64,10 +72,37 @@ export type PublishResult =
   | { ok: true }
   | { ok: false; code: 'PUBLISH_INVALID' | 'PUBLISH_BUFFER_FULL' | 'PUBLISH_CLOSED'; reason: string };
 
+/** What became of an entry published with `onWrite`. */
+export type WriteOutcome =
+  | { ok: true; state: 'written' | 'buffered' }
+  | { ok: false; code: 'WRITE_REFUSED' | 'WRITE_CLOSED'; reason: string };
+
 interface Pending {
   stream: string;
   data: Buffer;
   service_id: string;
+  /** Set while the publisher still owes the caller an answer. */
+  ack?: Ack;
+}
+
+/** One-shot delivery of a WriteOutcome, bounded by a timer. */
+class Ack {
+  private timer: NodeJS.Timeout | undefined;
+  private cb: ((o: WriteOutcome) => void) | undefined;
+
+  constructor(cb: (o: WriteOutcome) => void, timeoutMs: number) {
+    this.cb = cb;
+    this.timer = setTimeout(() => this.settle({ ok: true, state: 'buffered' }), timeoutMs);
+  }
+
+  settle(o: WriteOutcome): void {
+    const cb = this.cb;
+    if (cb === undefined) return;
+    this.cb = undefined;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    cb(o);
+  }
 }
 
 export class StreamPublisher {
@@ -97,8 +132,12 @@ export class StreamPublisher {
     return this.queue.length;
   }
 
-  /** Queues one mined relay; the answer says whether it was accepted (never throws for bad input). */
-  publish(msg: MinedRelayMessage): PublishResult {
+  /**
+   * Queues one mined relay; the answer says whether it was accepted (never throws for bad input).
+   * With `onWrite`, the entry is flushed right away and `onWrite` says what became of it (once,
+   * never synchronously, only when the answer is `{ ok: true }`).
+   */
+  publish(msg: MinedRelayMessage, onWrite?: (o: WriteOutcome) => void): PublishResult {
     const m = this.deps.metrics;
     if (this.closed) {
       m.dropped.inc({ reason: 'closed' });
@@ -123,13 +162,20 @@ export class StreamPublisher {
     }
     const stamped =
       msg.published_at_unix_nano === 0n ? { ...msg, published_at_unix_nano: this.nowNs() } : msg;
-    this.queue.push({
+    const entry: Pending = {
       stream,
       data: Buffer.from(encodeMinedRelayMessage(stamped)),
       service_id: msg.service_id,
-    });
+    };
+    this.queue.push(entry);
     m.buffered.set(this.queue.length);
-    this.schedule(this.queue.length >= this.cfg.batch_size ? 0 : this.cfg.flush_interval_ms);
+    if (onWrite !== undefined) {
+      const ack = new Ack(onWrite, this.cfg.ack_timeout_ms);
+      if (this.deps.redis.status === 'ready') entry.ack = ack;
+      else queueMicrotask(() => ack.settle({ ok: true, state: 'buffered' }));
+    }
+    const now = onWrite !== undefined || this.queue.length >= this.cfg.batch_size;
+    this.schedule(now ? 0 : this.cfg.flush_interval_ms);
     return { ok: true };
   }
 
@@ -153,6 +199,8 @@ export class StreamPublisher {
     clearTimeout(t);
     this.deps.redis.off('ready', this.onReady);
     const unsent = this.queue.length;
+    for (const p of this.queue)
+      p.ack?.settle({ ok: false, code: 'WRITE_CLOSED', reason: 'publisher closed' });
     if (unsent > 0) {
       this.deps.metrics.dropped.inc({ reason: 'closed' }, unsent);
       this.log.error({ unsent }, 'publisher closed with relays still buffered; they are lost');
@@ -176,6 +224,11 @@ export class StreamPublisher {
       const batch = this.queue.splice(0, this.cfg.batch_size);
       const sent = await this.sendBatch(batch);
       if (!sent) {
+        // Still queued: whoever waits is told it is buffered rather than kept waiting.
+        for (const p of batch) {
+          p.ack?.settle({ ok: true, state: 'buffered' });
+          p.ack = undefined;
+        }
         this.queue.unshift(...batch);
         this.deps.metrics.buffered.set(this.queue.length);
         return;
@@ -222,10 +275,12 @@ export class StreamPublisher {
       const err = results[i]?.[0] ?? null;
       if (err === null) {
         m.published.inc({ service_id: p.service_id });
+        p.ack?.settle({ ok: true, state: 'written' });
       } else {
-        m.publishErrors.inc({ reason: 'command' });
+        m.publishErrors.inc({ reason: isOomError(err) ? 'oom' : 'command' });
         m.dropped.inc({ reason: 'command_error' });
         this.log.error({ err, stream: p.stream }, 'redis refused a relay XADD; relay dropped');
+        p.ack?.settle({ ok: false, code: 'WRITE_REFUSED', reason: err.message });
       }
     });
     results.slice(batch.length).forEach(([err]) => {
@@ -233,6 +288,10 @@ export class StreamPublisher {
     });
     return true;
   }
+}
+
+function isOomError(err: Error): boolean {
+  return err.message.startsWith('OOM');
 }
 
 function isConnectionError(err: Error): boolean {
