@@ -1,5 +1,5 @@
 /**
- * The Piscina verify pool: same answers as the in-thread verifier, batching, and a typed result
+ * The worker-thread verify pool: same answers as the in-thread verifier, batching, and a typed result
  * (not a hang, not a throw) when a worker dies or a batch misses its deadline.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -168,6 +168,56 @@ describe('RingVerifyPool when workers fail', () => {
       const result = await pool.verify(it0.signature, it0.message32, it0.ringPublicKeys);
       expect(result).toEqual(unavailable);
       expect(String((result as { reason: string }).reason)).toMatch(/deadline/);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('a thread that died or missed a deadline is replaced: later batches are verified', async () => {
+    // Crashes on its first task (marker file absent), hangs on its second, then verifies.
+    const marker = join(dir, 'flaky-state');
+    const real = pathToFileURL(join(import.meta.dirname, 'verify-worker.ts')).href;
+    writeFileSync(
+      join(dir, 'flaky-worker.mjs'),
+      [
+        "import { existsSync, readFileSync, writeFileSync } from 'node:fs';",
+        `const marker = ${JSON.stringify(marker)};`,
+        `const real = await import(${JSON.stringify(real)});`,
+        'export default function (task) {',
+        "  if (task.kind !== 'verify') return real.default(task);",
+        "  const seen = existsSync(marker) ? Number(readFileSync(marker, 'utf8')) : 0;",
+        '  writeFileSync(marker, String(seen + 1));',
+        '  if (seen === 0) process.exit(9);',
+        '  if (seen === 1) return new Promise(() => {});',
+        '  return real.default(task);',
+        '}',
+      ].join('\n'),
+    );
+    const pool = new RingVerifyPool(
+      {
+        ...DEFAULT_RING_VERIFY_POOL_CONFIG,
+        threads: 1,
+        max_batch: 4,
+        task_timeout_ms: 3_000,
+        backend: 'native',
+      },
+      { workerUrl: pathToFileURL(join(dir, 'flaky-worker.mjs')) },
+    );
+    try {
+      const batch = items(4);
+      const crashed = await pool.verifyMany(batch);
+      expect(crashed).toEqual(Array.from({ length: 4 }, () => unavailable));
+      expect(String((crashed[0] as { reason: string }).reason)).toMatch(/exited with code 9/);
+      // The replacement thread starts after a pause (it died young); then it hangs once.
+      await new Promise((res) => setTimeout(res, 1_200));
+      const hung = await pool.verifyMany(batch);
+      expect(String((hung[0] as { reason: string }).reason)).toMatch(/deadline/);
+      await new Promise((res) => setTimeout(res, 300));
+      const expected = batch.map((it) =>
+        verifyRingSignature(native, it.signature, it.message32, it.ringPublicKeys),
+      );
+      expect(await pool.verifyMany(batch)).toEqual(expected);
+      expect(pool.queuedBatches).toBe(0);
     } finally {
       await pool.close();
     }

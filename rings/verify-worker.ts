@@ -1,9 +1,9 @@
 /**
- * Thread entry of the ring verify pool (Piscina). Imports only the files it needs, never an
- * index, so a worker starts quickly. Each worker keeps its own caches: decoded points and
+ * Task module of the ring verify pool (run by worker-host.ts on each thread). Imports only the
+ * files it needs, never an index, so a worker starts quickly. Each worker keeps its own caches: decoded points and
  * hash-to-curve points per key, prepared rings per distinct ring.
  */
-import { workerData } from 'piscina';
+import { workerData } from 'node:worker_threads';
 import { publicKeyId, verifyRingSignature, type PreparedRing, type RingVerifyResult } from './blsag.js';
 import type { BackendName } from './ec-backend.js';
 import { RingPointCache, tryPrepareRing } from './ring-points.js';
@@ -22,7 +22,7 @@ export interface VerifyWorkerData {
   ringCacheEntries?: unknown;
 }
 
-const data = (workerData ?? {}) as VerifyWorkerData;
+const data = ((workerData as { data?: unknown } | null)?.data ?? {}) as VerifyWorkerData;
 const backend = selectBackend(isBackendChoice(data.backend) ? data.backend : 'auto');
 const maxRings =
   typeof data.ringCacheEntries === 'number' && data.ringCacheEntries >= 1
