@@ -105,6 +105,20 @@ describe('StreamPublisher on the shared Redis', () => {
     });
   });
 
+  it('refreshes a stream TTL at most once a minute, not on every batch', async () => {
+    const { pub } = build(r.client, r.keys());
+    const key = r.keys().relayStream('pokt1sup');
+    pub.publish(relay(1));
+    await pub.flush();
+    expect(await r.client.ttl(key)).toBeGreaterThan(590);
+    await r.client.persist(key);
+    pub.publish(relay(2));
+    await pub.flush();
+    expect(await r.client.xlen(key)).toBe(2);
+    expect(await r.client.ttl(key)).toBe(-1);
+    await pub.close();
+  });
+
   it('bounds the stream with MAXLEN ~', async () => {
     const { pub } = build(r.client, r.keys(), { max_len: 10, batch_size: 500 });
     for (let i = 0; i < 2000; i++) pub.publish(relay(i));
@@ -273,7 +287,9 @@ describe('StreamPublisher across a Redis restart', () => {
 
     servers.push(await startRedisServer(port));
     await waitFor(() => pub.buffered === 0, 10_000);
-    // The restarted server is empty (no persistence): exactly the buffered relays landed, in order.
+    // The restarted server is empty (no persistence): exactly the buffered relays landed, in order,
+    // and the recreated stream has its TTL again.
+    expect(await redis.ttl('ha:relays:pokt1sup')).toBeGreaterThan(590);
     expect(await readStream(redis, 'ha:relays:pokt1sup')).toEqual(
       Array.from({ length: 30 }, (_, i) => relay(i + 1, { published_at_unix_nano: 42n })),
     );

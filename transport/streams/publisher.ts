@@ -24,8 +24,9 @@
  *
  * Differences from upstream, deliberate: upstream XADDs without MAXLEN and sets EXPIRE once per
  * stream per process (the TTL then runs from the first publish, and a busy stream vanishes with its
- * consumer group after 2 h). Here EXPIRE is refreshed on every batch, so a stream lives until
- * `ttl_seconds` after its last publish, and `MAXLEN ~` bounds memory if no miner consumes
+ * consumer group after 2 h). Here EXPIRE is refreshed with the batches (at most once a minute per
+ * stream, and again after every reconnect), so a stream lives until about `ttl_seconds` after its
+ * last publish, and `MAXLEN ~` bounds memory if no miner consumes
  * (`max_len: 0` disables trimming, as upstream). Upstream also drops a relay on the first XADD
  * error; here it is buffered and retried.
  */
@@ -112,7 +113,10 @@ export class StreamPublisher {
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | undefined;
   private closed = false;
+  /** When each stream's TTL was last refreshed (ms); cleared on reconnect. */
+  private readonly ttlRefreshedAt = new Map<string, number>();
   private readonly onReady = (): void => {
+    this.ttlRefreshedAt.clear();
     this.log.info({ buffered: this.queue.length }, 'redis connected; flushing buffered relays');
     this.schedule(0);
   };
@@ -247,7 +251,15 @@ export class StreamPublisher {
       else pipe.xadd(p.stream, '*', 'data', p.data);
       streams.add(p.stream);
     }
-    for (const s of streams) pipe.expire(s, this.cfg.ttl_seconds);
+    // The TTL is refreshed at most every TTL_REFRESH_MS per stream (one EXPIRE per relay would
+    // double the commands when every relay is flushed on its own).
+    const now = Date.now();
+    const refresh = Math.min(TTL_REFRESH_MS, (this.cfg.ttl_seconds * 1000) / 2);
+    for (const s of streams) {
+      if (now - (this.ttlRefreshedAt.get(s) ?? -Infinity) < refresh) continue;
+      pipe.expire(s, this.cfg.ttl_seconds);
+      this.ttlRefreshedAt.set(s, now);
+    }
     let results: [Error | null, unknown][] | null;
     try {
       results = await pipe.exec();
@@ -283,12 +295,19 @@ export class StreamPublisher {
         p.ack?.settle({ ok: false, code: 'WRITE_REFUSED', reason: err.message });
       }
     });
-    results.slice(batch.length).forEach(([err]) => {
-      if (err !== null) this.log.warn({ err }, 'stream EXPIRE failed; retried with the next batch');
+    const expired = [...streams].filter((s) => this.ttlRefreshedAt.get(s) === now);
+    results.slice(batch.length).forEach(([err], i) => {
+      if (err === null) return;
+      const stream = expired[i];
+      if (stream !== undefined) this.ttlRefreshedAt.delete(stream);
+      this.log.warn({ err, stream }, 'stream EXPIRE failed; retried with the next batch');
     });
     return true;
   }
 }
+
+/** Longest interval between two TTL refreshes of one stream. */
+const TTL_REFRESH_MS = 60_000;
 
 function isOomError(err: Error): boolean {
   return err.message.startsWith('OOM');
