@@ -94,7 +94,14 @@ function build(chain: ChainQueryClient = chainHandle.query) {
   });
   const publisher = new StreamPublisher(
     { redis: r.client, keys: r.keys(), log, metrics: new StreamPublisherMetrics(new Registry()) },
-    { max_len: 0, ttl_seconds: 600, batch_size: 16, flush_interval_ms: 1, max_buffered: 1000, ack_timeout_ms: 1_000 },
+    {
+      max_len: 0,
+      ttl_seconds: 600,
+      batch_size: 16,
+      flush_interval_ms: 1,
+      max_buffered: 1000,
+      ack_timeout_ms: 1_000,
+    },
   );
   const registry = new Registry();
   const counters = {
