@@ -6,6 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
+import { MAX_YAML_NESTING, yamlNestingDepth } from '../core/config/index.js';
 import { hexToBytes } from '../core/index.js';
 import { addressFromPublicKey, isCompressedPublicKey, isValidAddress } from '../protocol/index.js';
 import { GenesisInvalidError, type GenesisIssue } from './errors.js';
@@ -780,6 +781,12 @@ export function loadGenesisFile(path: string): Genesis {
         cause: err,
       },
     );
+  }
+  const depth = yamlNestingDepth(text);
+  if (depth > MAX_YAML_NESTING) {
+    throw new GenesisInvalidError(path, [
+      { path: '(file)', message: `nests ${depth} levels deep; at most ${MAX_YAML_NESTING} are accepted` },
+    ]);
   }
   let doc: unknown;
   try {

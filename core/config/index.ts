@@ -1,10 +1,12 @@
 export { ConfigError, IssueList, dottedPath, formatIssue, type ConfigIssue } from './issues.js';
 export { parseGoDurationMs } from './duration.js';
 export {
+  MAX_YAML_NESTING,
   deepFreeze,
   loadConfigText,
   parseYaml,
   validateConfigValue,
+  yamlNestingDepth,
   zodIssues,
   type DeepReadonly,
   type LoadOptions,

@@ -3,7 +3,7 @@
  * checks → deeply frozen object (STYLE.md §6). Every problem of every stage that can run is
  * reported at once in one ConfigError.
  */
-import { parseDocument } from 'yaml';
+import { Parser, parseDocument, type CST } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError, IssueList, dottedPath, type ConfigIssue } from './issues.js';
 
@@ -49,15 +49,60 @@ export function zodIssues(error: z.ZodError): ConfigIssue[] {
   return out;
 }
 
+/**
+ * Deepest nesting of collections accepted in a YAML document. The yaml composer recurses once per
+ * level; a document thousands of levels deep overflows the stack, and a second such document in
+ * the same process can abort it (V8 fails fatally compiling a regular expression at that depth).
+ */
+export const MAX_YAML_NESTING = 64;
+
+/** Deepest collection nesting of a YAML text, measured on its CST without recursion. */
+export function yamlNestingDepth(text: string): number {
+  let deepest = 0;
+  const stack: [CST.Token, number][] = [];
+  for (const token of new Parser().parse(text)) stack.push([token, 0]);
+  for (let top = stack.pop(); top !== undefined; top = stack.pop()) {
+    const [token, depth] = top;
+    if (token.type === 'document') {
+      if (token.value !== undefined) stack.push([token.value, depth]);
+    } else if (token.type === 'block-map' || token.type === 'block-seq' || token.type === 'flow-collection') {
+      const inner = depth + 1;
+      if (inner > deepest) deepest = inner;
+      for (const item of token.items) {
+        if (item.key !== undefined && item.key !== null) stack.push([item.key, inner]);
+        if (item.value !== undefined) stack.push([item.value, inner]);
+      }
+    }
+  }
+  return deepest;
+}
+
 /** Parses YAML text; returns the plain value or the syntax issues with their line numbers. */
 export function parseYaml(text: string): { value: unknown; issues: ConfigIssue[] } {
+  const depth = yamlNestingDepth(text);
+  if (depth > MAX_YAML_NESTING) {
+    return {
+      value: undefined,
+      issues: [
+        {
+          path: '',
+          message: `the document nests ${depth} levels deep; at most ${MAX_YAML_NESTING} are accepted`,
+        },
+      ],
+    };
+  }
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   const issues: ConfigIssue[] = doc.errors.map((e) => ({
     path: '',
     message: `YAML syntax error at line ${e.linePos?.[0].line ?? '?'}: ${e.message.split('\n')[0] ?? e.code}`,
   }));
   if (issues.length > 0) return { value: undefined, issues };
-  return { value: doc.toJS({ maxAliasCount: 100 }) ?? {}, issues: [] };
+  try {
+    return { value: doc.toJS({ maxAliasCount: 100 }) ?? {}, issues: [] };
+  } catch (err) {
+    // An alias to an unknown anchor, or more alias expansions than allowed (a "billion laughs").
+    return { value: undefined, issues: [{ path: '', message: `YAML error: ${(err as Error).message}` }] };
+  }
 }
 
 /** The whole pipeline on an already-parsed value (used by loadConfigText and by tests). */
