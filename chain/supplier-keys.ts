@@ -6,7 +6,7 @@
  */
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { YAMLError, parse as parseYaml } from 'yaml';
 import { RelayMinerError } from '../core/index.js';
 import { addressFromPrivateKey, publicKeyFromPrivate } from '../protocol/index.js';
 
@@ -43,18 +43,35 @@ export function parsePrivateKeyHex(source: string, text: string): Uint8Array {
 
 const KEY_FILE_EXTENSIONS = new Set(['.yaml', '.yml', '.json']);
 
+/** Reads and parses a key file; failures name the position only, never the parser's excerpt. */
+function readKeyYaml(source: string, path: string, what: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new SupplierKeyError(source, `cannot read the file`, err);
+  }
+  try {
+    return parseYaml(text);
+  } catch (err) {
+    // The parser's message quotes the offending line, which may hold key material: keep only
+    // its code and position, and do not chain the error.
+    if (err instanceof YAMLError) {
+      const pos = err.linePos?.[0];
+      const at = pos === undefined ? '' : ` at line ${pos.line}, column ${pos.col}`;
+      throw new SupplierKeyError(source, `cannot parse the file as ${what} (${err.code}${at})`);
+    }
+    throw new SupplierKeyError(source, `cannot parse the file as ${what}`);
+  }
+}
+
 /**
  * One file of `keys_dir`: YAML/JSON `{operator_address, private_key_hex}`. The address is derived
  * from the key; a stated `operator_address` that differs is refused rather than trusted.
  */
 function readKeyDirFile(path: string): Uint8Array {
   const source = `keys.keys_dir ${path}`;
-  let doc: unknown;
-  try {
-    doc = parseYaml(readFileSync(path, 'utf8'));
-  } catch (err) {
-    throw new SupplierKeyError(source, 'cannot read or parse the file as YAML/JSON', err);
-  }
+  const doc = readKeyYaml(source, path, 'YAML/JSON');
   const fields = (doc ?? {}) as { operator_address?: unknown; private_key_hex?: unknown };
   if (typeof fields.private_key_hex !== 'string') {
     throw new SupplierKeyError(source, 'expected a private_key_hex string field');
@@ -86,12 +103,7 @@ export function loadSupplierKeys(cfg: SupplierKeySources): Uint8Array[] {
   }
   if (cfg.keys_file !== undefined) {
     const path = cfg.keys_file;
-    let doc: unknown;
-    try {
-      doc = parseYaml(readFileSync(path, 'utf8'));
-    } catch (err) {
-      throw new SupplierKeyError(`keys.keys_file ${path}`, 'cannot read or parse the file', err);
-    }
+    const doc = readKeyYaml(`keys.keys_file ${path}`, path, 'YAML');
     const list = (doc as { keys?: unknown } | null)?.keys;
     if (!Array.isArray(list) || list.length === 0 || !list.every((k) => typeof k === 'string')) {
       throw new SupplierKeyError(

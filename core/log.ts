@@ -7,22 +7,20 @@ import pino, { type DestinationStream, type Logger } from 'pino';
 import type { LoggingConfig } from './config/index.js';
 
 /** Field names never written as they are, wherever they appear (one level of nesting). */
-const REDACT = [
+const SECRET_FIELDS = [
   'privateKey',
   'private_key',
   'privKey',
+  // keys_dir files and the gateway signing options name their key fields these ways.
+  'private_key_hex',
+  'privateKeyHex',
+  'signerPrivateKey',
   'secret',
   'password',
   'mnemonic',
   'authorization',
-  '*.privateKey',
-  '*.private_key',
-  '*.privKey',
-  '*.secret',
-  '*.password',
-  '*.mnemonic',
-  '*.authorization',
 ];
+const REDACT = [...SECRET_FIELDS, ...SECRET_FIELDS.map((f) => `*.${f}`)];
 
 const LEVEL_NAMES: Readonly<Record<number, string>> = {
   10: 'TRACE',
