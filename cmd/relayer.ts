@@ -263,6 +263,8 @@ export async function startRelayer(cfg: RelayerConfig, o: RelayerOverrides = {})
         host: g.host,
         port: o.grpcPort ?? g.port,
         maxMessageBytes: cfg.grpc.max_message_bytes,
+        headerTimeoutMs: cfg.grpc.header_timeout_seconds * 1000,
+        readTimeoutMs: cfg.grpc.read_timeout_seconds * 1000,
         registry,
       });
       grpcPort = grpc.port;
@@ -275,6 +277,7 @@ export async function startRelayer(cfg: RelayerConfig, o: RelayerOverrides = {})
       const listener = await startWebSocketListener(core, bridgeOpts, {
         host: w.host,
         port: o.websocketPort ?? w.port,
+        handshakeTimeoutMs: cfg.websocket.handshake_timeout_seconds * 1000,
       });
       websocket = listener;
       closers.push(() => listener.close());

@@ -183,8 +183,14 @@ describe('validateRelayerConfig', () => {
       response_compression: { enabled: false, min_size_bytes: 1024 },
       timeout_profiles: DEFAULT_TIMEOUT_PROFILES,
       pool_profiles: DEFAULT_POOL_PROFILES,
-      grpc: { enabled: true, listen_addr: '0.0.0.0:8082', max_message_bytes: 16_777_216 },
-      websocket: { enabled: true, listen_addr: '0.0.0.0:8083' },
+      grpc: {
+        enabled: true,
+        listen_addr: '0.0.0.0:8082',
+        max_message_bytes: 16_777_216,
+        header_timeout_seconds: 10,
+        read_timeout_seconds: 30,
+      },
+      websocket: { enabled: true, listen_addr: '0.0.0.0:8083', handshake_timeout_seconds: 10 },
       relay_streams: {
         max_len: 1_000_000,
         batch_size: 256,

@@ -222,12 +222,15 @@ export const relayerConfigSchema = z.strictObject({
       enabled: z.boolean().default(true),
       listen_addr: listenAddr().default('0.0.0.0:8082'),
       max_message_bytes: z.number().int().positive().default(16_777_216),
+      header_timeout_seconds: z.number().int().positive().default(10),
+      read_timeout_seconds: z.number().int().positive().default(30),
     })
     .prefault({}),
   websocket: z
     .strictObject({
       enabled: z.boolean().default(true),
       listen_addr: listenAddr().default('0.0.0.0:8083'),
+      handshake_timeout_seconds: z.number().int().positive().default(10),
     })
     .prefault({}),
   relay_streams: z

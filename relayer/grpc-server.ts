@@ -93,8 +93,19 @@ export interface GrpcServerOptions {
   port: number;
   /** Largest request message (after decompression) accepted. */
   maxMessageBytes: number;
+  /**
+   * Slow clients: the request headers (HTTP/1.1) must arrive within `headerTimeoutMs`, and the
+   * whole request message of a call within `readTimeoutMs` of its start, else the call ends with
+   * DEADLINE_EXCEEDED (HTTP/2) or the connection is closed (HTTP/1.1). Defaults 10 s and 30 s.
+   */
+  headerTimeoutMs?: number;
+  readTimeoutMs?: number;
   registry?: Registry;
 }
+
+/** Defaults of GrpcServerOptions.headerTimeoutMs / readTimeoutMs (grpc.header_timeout_seconds, …). */
+export const GRPC_HEADER_TIMEOUT_MS = 10_000;
+export const GRPC_READ_TIMEOUT_MS = 30_000;
 
 export interface GrpcRelayServer {
   readonly port: number;
@@ -146,16 +157,28 @@ const WEB_TYPES: Readonly<Record<string, WebMode>> = {
  */
 function readUnaryMessage(
   src: Readable,
-  opts: { maxMessageBytes: number; web: WebMode | undefined; encoding: string },
+  opts: { maxMessageBytes: number; web: WebMode | undefined; encoding: string; readTimeoutMs: number },
 ): Promise<BodyRead> {
   return new Promise<BodyRead>((resolve) => {
     const decoder = new GrpcFrameDecoder(opts.maxMessageBytes);
     let message: { flags: number; message: Buffer } | undefined;
     let text = '';
     let done = false;
+    // A client trickling its request must not hold the stream (and its memory) open without bound.
+    const timer = setTimeout(
+      () =>
+        stop({
+          ok: false,
+          code: GrpcStatus.DEADLINE_EXCEEDED,
+          message: `request message not received within ${opts.readTimeoutMs} ms`,
+          unread: true,
+        }),
+      opts.readTimeoutMs,
+    );
     const stop = (r: BodyRead): void => {
       if (done) return;
       done = true;
+      clearTimeout(timer);
       src.removeListener('data', onData);
       src.removeListener('end', onEnd);
       src.removeListener('error', onError);
@@ -399,6 +422,7 @@ class GrpcRelayHandler {
     private readonly core: RelayCore,
     private readonly metrics: GrpcRelayMetrics,
     private readonly maxMessageBytes: number,
+    private readonly readTimeoutMs: number = GRPC_READ_TIMEOUT_MS,
   ) {
     this.client = new H2cClient({
       log: core.log,
@@ -434,10 +458,13 @@ class GrpcRelayHandler {
         maxMessageBytes: this.maxMessageBytes,
         web: io.web,
         encoding,
+        readTimeoutMs: this.readTimeoutMs,
       });
       if (!read.ok) {
         if (read.code === GrpcStatus.RESOURCE_EXHAUSTED) {
           this.core.countRejected(refusalOf('body_too_large', read.message, read.code, 413));
+        } else if (read.code === GrpcStatus.DEADLINE_EXCEEDED) {
+          this.core.countRejected(refusalOf('read_body_error', read.message, read.code, 408));
         } else if (read.code !== GrpcStatus.CANCELLED) {
           this.core.countRejected(refusalOf('invalid_relay_request', read.message, read.code, 400));
         }
@@ -698,7 +725,13 @@ type ForwardOutcome =
 /** Starts the gRPC / gRPC-Web listener. */
 export async function startGrpcServer(core: RelayCore, opts: GrpcServerOptions): Promise<GrpcRelayServer> {
   const metrics = new GrpcRelayMetrics(opts.registry ?? new Registry());
-  const handler = new GrpcRelayHandler(core, metrics, opts.maxMessageBytes);
+  const handler = new GrpcRelayHandler(
+    core,
+    metrics,
+    opts.maxMessageBytes,
+    opts.readTimeoutMs ?? GRPC_READ_TIMEOUT_MS,
+  );
+  const headerTimeoutMs = opts.headerTimeoutMs ?? GRPC_HEADER_TIMEOUT_MS;
   const inFlight = new Set<Promise<void>>();
   const sockets = new Set<net.Socket>();
   const sessions = new Set<http2.ServerHttp2Session>();
@@ -784,8 +817,22 @@ export async function startGrpcServer(core: RelayCore, opts: GrpcServerOptions):
     s.setTimeout(120_000, () => s.close());
   });
   h2.on('sessionError', (err) => core.log.debug({ err }, 'gRPC HTTP/2 session error'));
-  const h1 = http.createServer({ keepAliveTimeout: 120_000 }, onRequest);
+  // headersTimeout bounds a client trickling its request headers; requestTimeout the whole request
+  // (a unary gRPC-Web body included). Checked every second instead of Node's default 30 s.
+  const h1 = http.createServer(
+    {
+      keepAliveTimeout: 120_000,
+      headersTimeout: headerTimeoutMs,
+      requestTimeout: Math.max(headerTimeoutMs, opts.readTimeoutMs ?? GRPC_READ_TIMEOUT_MS),
+      connectionsCheckingInterval: Math.min(1_000, headerTimeoutMs),
+    },
+    onRequest,
+  );
   h1.on('clientError', (_err, socket) => socket.destroy());
+  // h1 never listens itself (the front socket hands it connections), and Node only starts the
+  // checker that enforces headersTimeout/requestTimeout on 'listening': start it explicitly.
+  // close() stops it again (http.Server.close clears the checker).
+  h1.emit('listening');
 
   const front = net.createServer((socket) => {
     sockets.add(socket);
@@ -852,6 +899,7 @@ export async function startGrpcServer(core: RelayCore, opts: GrpcServerOptions):
       for (const s of sessions) s.destroy();
       h1.closeAllConnections();
       for (const s of sockets) s.destroy();
+      h1.close();
       await stopped;
       await handler.close();
     },

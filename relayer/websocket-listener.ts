@@ -38,6 +38,9 @@ export interface WebSocketListener extends WebSocketBridge {
 /** How long close() lets gateways answer the close frame before dropping them. */
 const CLOSE_HANDSHAKE_MS = 1_000;
 
+/** Default of `websocket.handshake_timeout_seconds`, in ms. */
+export const WS_HANDSHAKE_TIMEOUT_MS = 10_000;
+
 /** GatewaySocket over a ws WebSocket; a send that completes is a drain opportunity. */
 class NodeGatewaySocket implements GatewaySocket {
   constructor(
@@ -103,11 +106,15 @@ function flatHeaders(req: http.IncomingMessage): Record<string, string> {
   return out;
 }
 
-/** Starts the compatibility listener on `host:port` (port 0 = any free port). */
+/**
+ * Starts the compatibility listener on `host:port` (port 0 = any free port). `handshakeTimeoutMs`
+ * bounds how long a client may take to send its upgrade request (a slowloris trickling headers
+ * is dropped after it); an upgraded connection is not affected.
+ */
 export async function startWebSocketListener(
   core: RelayCore,
   opts: WebSocketBridgeOptions,
-  addr: { host: string; port: number },
+  addr: { host: string; port: number; handshakeTimeoutMs?: number },
 ): Promise<WebSocketListener> {
   const hub = createWebSocketHub(core, opts);
   const log = core.log.child({ component: 'websocket_listener' });
@@ -137,7 +144,14 @@ export async function startWebSocketListener(
     conn.onOpen(socket);
   };
 
-  const server = http.createServer((_req, res) => {
+  const handshakeTimeoutMs = addr.handshakeTimeoutMs ?? WS_HANDSHAKE_TIMEOUT_MS;
+  const timeouts: http.ServerOptions = {
+    headersTimeout: handshakeTimeoutMs,
+    requestTimeout: handshakeTimeoutMs,
+    // Node checks these every 30 s by default, which would let a slow client stay 3× longer.
+    connectionsCheckingInterval: Math.min(1_000, handshakeTimeoutMs),
+  };
+  const server = http.createServer(timeouts, (_req, res) => {
     res
       .writeHead(426, { 'Content-Type': 'application/json', Upgrade: 'websocket' })
       .end(JSON.stringify({ error: 'websocket upgrade required' }));
