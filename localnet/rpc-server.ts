@@ -3,6 +3,10 @@
  * with `subscribe` to `tm.event='NewBlockHeader'` and `tm.event='Tx'` queries) on top of a
  * LocalChain. Response shapes follow CometBFT v0.38 so @cosmjs/tendermint-rpc's Comet38Client
  * decodes them. Extra methods for tests: `localnet_advance` (produce blocks) and `localnet_fault`.
+ * Two faults live here rather than in the chain, because they are about the node's RPC, not its
+ * state: `unavailable` (every HTTP and websocket connection is closed or refused for a while, blocks
+ * go on being produced) and `skip_events` (the next blocks are produced but their websocket events
+ * are never sent, as a subscriber that missed them would see).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -156,6 +160,18 @@ export interface RpcServerOptions {
   port?: number;
 }
 
+/** Longest outage `localnet_fault unavailable` accepts, in ms. */
+const MAX_UNAVAILABLE_MS = 600_000;
+/** Most blocks `localnet_fault skip_events` accepts. */
+const MAX_SKIPPED_EVENT_BLOCKS = 100_000;
+
+function intParam(params: Params, name: string, index: number, min: number, max: number): number {
+  const n = Number(param(params, name, index));
+  if (!Number.isSafeInteger(n) || n < min || n > max)
+    throw new RpcError(-32602, 'Invalid params', `${name} must be ${min}..${max}`);
+  return n;
+}
+
 interface Subscription {
   id: Json;
   query: string;
@@ -180,17 +196,28 @@ export class RpcServer {
   private unlisten: (() => void) | undefined;
   /** `tcp://host:port` the server listens on, reported by `status`. */
   private rpcAddress = 'tcp://127.0.0.1:0';
+  /** Wall-clock ms until which every connection is closed on arrival (`unavailable` fault). */
+  private unavailableUntilMs = 0;
+  /** Heights whose websocket events are withheld (`skip_events` fault), inclusive. */
+  private skippedEvents: { from: number; to: number } | undefined;
 
   constructor(private readonly chain: LocalChain) {
     this.http = createServer((req, res) => {
+      if (this.isUnavailable()) {
+        req.socket.destroy();
+        return;
+      }
       this.handleHttp(req, res).catch((err: unknown) => {
         res.statusCode = 500;
         res.end(String(err));
       });
     });
     this.wss = new WebSocketServer({ noServer: true });
+    this.http.on('connection', (socket) => {
+      if (this.isUnavailable()) socket.destroy();
+    });
     this.http.on('upgrade', (req, socket, head) => {
-      if (req.url !== '/websocket') {
+      if (req.url !== '/websocket' || this.isUnavailable()) {
         socket.destroy();
         return;
       }
@@ -219,6 +246,27 @@ export class RpcServer {
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
     this.http.closeAllConnections();
     await new Promise<void>((resolve, reject) => this.http.close((err) => (err ? reject(err) : resolve())));
+  }
+
+  /**
+   * Closes every websocket now and, for `ms`, every new connection and every request on an open
+   * one as it arrives (the request that asked still gets its answer). Blocks keep being produced;
+   * their events reach nobody.
+   */
+  makeUnavailable(ms: number): void {
+    this.unavailableUntilMs = Date.now() + ms;
+    for (const ws of this.sockets.keys()) ws.terminate();
+    this.sockets.clear();
+  }
+
+  /** Withholds the websocket events (block and tx) of the next `blocks` heights. */
+  skipEvents(blocks: number): void {
+    const from = this.chain.height + 1;
+    this.skippedEvents = { from, to: from + blocks - 1 };
+  }
+
+  private isUnavailable(): boolean {
+    return Date.now() < this.unavailableUntilMs;
   }
 
   private async handleHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -423,11 +471,15 @@ export class RpcServer {
             code: Number(param(params, 'code', 3) ?? 1),
             log: textParam(params, 'log', 4, 'rejected by localnet fault injection'),
           });
+        } else if (kind === 'unavailable') {
+          this.makeUnavailable(intParam(params, 'ms', 1, 1, MAX_UNAVAILABLE_MS));
+        } else if (kind === 'skip_events') {
+          this.skipEvents(intParam(params, 'blocks', 1, 1, MAX_SKIPPED_EVENT_BLOCKS));
         } else
           throw new RpcError(
             -32602,
             'Invalid params',
-            `unknown fault kind ${String(kind)}; expected drop_next_tx, delay_blocks or reject_next_tx`,
+            `unknown fault kind ${String(kind)}; expected drop_next_tx, delay_blocks, reject_next_tx, unavailable or skip_events`,
           );
         return {};
       }
@@ -489,6 +541,12 @@ export class RpcServer {
   }
 
   private broadcast(e: ChainListener): void {
+    const skip = this.skippedEvents;
+    if (skip !== undefined) {
+      const height = e.kind === 'block' ? e.block.height : e.tx.height;
+      if (height >= skip.from && height <= skip.to) return;
+      if (height > skip.to) this.skippedEvents = undefined;
+    }
     for (const [ws, subs] of this.sockets) {
       for (const s of subs) {
         let data: Json | undefined;
