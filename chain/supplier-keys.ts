@@ -8,6 +8,7 @@ import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { YAMLError, parse as parseYaml } from 'yaml';
 import { RelayMinerError } from '../core/index.js';
+import { MAX_YAML_NESTING, yamlNestingDepth } from '../core/config/index.js';
 import { addressFromPrivateKey, publicKeyFromPrivate } from '../protocol/index.js';
 
 /** A supplier key source could not be read or holds something that is not a secp256k1 key. */
@@ -50,6 +51,13 @@ function readKeyYaml(source: string, path: string, what: string): unknown {
     text = readFileSync(path, 'utf8');
   } catch (err) {
     throw new SupplierKeyError(source, `cannot read the file`, err);
+  }
+  const depth = yamlNestingDepth(text);
+  if (depth > MAX_YAML_NESTING) {
+    throw new SupplierKeyError(
+      source,
+      `cannot parse the file as ${what} (nested ${depth} levels deep; at most ${MAX_YAML_NESTING})`,
+    );
   }
   try {
     return parseYaml(text);

@@ -152,6 +152,17 @@ describe('loadSupplierKeys', () => {
     );
   });
 
+  it('refuses a key file nested deeper than the YAML limit without parsing it', () => {
+    const file = join(tempDir(), 'deep.yaml');
+    writeFileSync(file, `keys: ${'['.repeat(5_000)}${']'.repeat(5_000)}\n`);
+    expect(() => loadSupplierKeys({ keys_file: file })).toThrow(
+      new SupplierKeyError(
+        `keys.keys_file ${file}`,
+        'cannot parse the file as YAML (nested 5001 levels deep; at most 64)',
+      ),
+    );
+  });
+
   it('refuses an empty keys list', () => {
     const file = join(tempDir(), 'keys.yaml');
     writeFileSync(file, 'keys: []\n');
