@@ -8,8 +8,9 @@
  * lifecycle, inclusion reconciler, settlement read-out) for the suppliers it holds a lease on. The
  * replica elected global leader also runs the leader duties (block events, cache refresh, service
  * factors, supplier registry). A supplier lease acquired opens that supplier's session tries and
- * starts its relay stream consumer; a lease lost stops both at once and the lifecycle forgets the
- * supplier.
+ * starts its relay stream consumer; the lifecycle works the supplier once that consumer has read
+ * the backlog it found (a dead owner's relays), so no trie is sealed before them. A lease lost stops
+ * both at once and the lifecycle forgets the supplier.
  *
  * Graceful stop (first signal): leadership and every lease go through their stop path (consumers
  * finish the batch in hand, jobs in flight get `drain_timeout` to finish), leases are released so
@@ -181,6 +182,8 @@ class OwnedSessionTrees implements SessionTrees {
 interface SupplierWork {
   trees: RedisSessionTrees;
   consumer: SupplierRelayConsumer;
+  /** The consumer handled the stream's backlog; only then may the lifecycle seal this supplier's tries. */
+  caughtUp: boolean;
 }
 
 const GRACEFUL: ReadonlySet<LeaseLossReason> = new Set(['stopped', 'rebalanced', 'removed']);
@@ -320,8 +323,14 @@ export async function startMiner(cfg: MinerConfig, o: MinerOverrides = {}): Prom
     const lifecycleRef: { lc?: SessionLifecycle } = {};
     const currentHeight = (): number => Math.max(lifecycleRef.lc?.height ?? 0, feed.latest?.height ?? 0);
     const jobDeps = { store, chain, tx, trees, rebroadcast, ledger, currentHeight, log, metrics };
+    const work = new Map<string, SupplierWork>();
     const claimer = new Claimer(
-      { ...jobDeps, fees: new StaticFeeEstimator({ chain }) },
+      {
+        ...jobDeps,
+        fees: new StaticFeeEstimator({ chain }),
+        drained: (supplier, timeoutMs) =>
+          work.get(supplier)?.consumer.drained(timeoutMs) ?? Promise.resolve(true),
+      },
       { block_time_ms: blockTimeMs, ...retry },
     );
     const prover = new Prover(jobDeps, {
@@ -330,7 +339,6 @@ export async function startMiner(cfg: MinerConfig, o: MinerOverrides = {}): Prom
       ...retry,
     });
 
-    const work = new Map<string, SupplierWork>();
     // Set once the lease manager exists; the lifecycle only asks after start.
     const leaseRef: { m?: SupplierLeaseManager } = {};
     const cleanup = textChannel(keys.meterCleanupChannel());
@@ -345,7 +353,9 @@ export async function startMiner(cfg: MinerConfig, o: MinerOverrides = {}): Prom
         publishMeterCleanup: async (member) => {
           await pubsub.publish(cleanup, member);
         },
-        suppliers: () => leaseRef.m?.owned() ?? [],
+        // A supplier just acquired waits for its consumer to catch up: a claim sealed before
+        // the backlog is read would drop the relays published while nobody consumed them.
+        suppliers: () => (leaseRef.m?.owned() ?? []).filter((s) => work.get(s)?.caughtUp === true),
         log,
         metrics,
       },
@@ -480,11 +490,15 @@ export async function startMiner(cfg: MinerConfig, o: MinerOverrides = {}): Prom
           ...o.consumer,
         },
       );
-      const entry: SupplierWork = { trees: supplierTrees, consumer };
+      const entry: SupplierWork = { trees: supplierTrees, consumer, caughtUp: false };
       work.set(supplier, entry);
       log.info({ supplier }, 'supplier acquired; consuming its relays');
       void startConsumer(supplier, entry);
-      kick();
+      void consumer.caughtUp().then(() => {
+        if (work.get(supplier) !== entry || aborted) return;
+        entry.caughtUp = true;
+        kick();
+      });
     };
 
     const lost = (supplier: string, reason: LeaseLossReason): Promise<void> | undefined => {

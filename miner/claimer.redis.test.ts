@@ -37,7 +37,13 @@ const chain = {
   getSession: () => Promise.reject(new Error('node unreachable')),
 } as unknown as MinerChain;
 
-async function setup(sessions: string[]) {
+type CreateClaims = (s: string, msgs: readonly pb.proofTx.MsgCreateClaim[]) => Promise<BroadcastResult>;
+
+async function setup(
+  sessions: string[],
+  createClaims?: CreateClaims,
+  drained?: (supplier: string, timeoutMs: number) => Promise<boolean>,
+) {
   const metrics = createMinerLifecycleMetrics(new Registry());
   const store = new SessionStore({ ...r.deps(), log }, { ttl_seconds: 600 });
   const trees = new RedisSessionTrees(r.deps());
@@ -60,28 +66,30 @@ async function setup(sessions: string[]) {
   let nextHash = 0;
   const tx = {
     /** Refuses any batch holding session b in simulation; accepts the rest. */
-    createClaims: (_s: string, msgs: readonly pb.proofTx.MsgCreateClaim[]): Promise<BroadcastResult> => {
-      const ids = msgs.map((m) => m.sessionHeader!.sessionId);
-      sent.push(ids);
-      if (ids.includes('b')) {
+    createClaims:
+      createClaims ??
+      ((_s: string, msgs: readonly pb.proofTx.MsgCreateClaim[]): Promise<BroadcastResult> => {
+        const ids = msgs.map((m) => m.sessionHeader!.sessionId);
+        sent.push(ids);
+        if (ids.includes('b')) {
+          return Promise.resolve({
+            ok: false,
+            stage: 'simulate',
+            code: 1126,
+            codespace: 'proof',
+            log: 'compute units mismatch',
+            txHash: undefined,
+          });
+        }
+        nextHash++;
         return Promise.resolve({
-          ok: false,
-          stage: 'simulate',
-          code: 1126,
-          codespace: 'proof',
-          log: 'compute units mismatch',
-          txHash: undefined,
+          ok: true,
+          txHash: String(nextHash).padStart(64, '0'),
+          gasLimit: 100n,
+          feeAmount: 10n,
+          sequence: 0n,
         });
-      }
-      nextHash++;
-      return Promise.resolve({
-        ok: true,
-        txHash: String(nextHash).padStart(64, '0'),
-        gasLimit: 100n,
-        feeAmount: 10n,
-        sequence: 0n,
-      });
-    },
+      }),
   };
   const ledger = new MinerLedger({ ...r.deps(), metrics });
   const claimer = new Claimer(
@@ -97,10 +105,11 @@ async function setup(sessions: string[]) {
       log,
       metrics,
       sleep: () => Promise.resolve(),
+      ...(drained !== undefined ? { drained } : {}),
     },
     { retry_delay_ms: 0 },
   );
-  return { store, claimer, sent, ledger };
+  return { store, claimer, sent, ledger, metrics };
 }
 
 describe('Claimer batches', () => {
@@ -139,6 +148,80 @@ describe('Claimer batches', () => {
       b: { relays: { 'lost:claim_failed': 2n }, upokt: {} },
       c: { relays: { claimed: 3n }, upokt: { fee_estimated_upokt: 2n, fee_actual_upokt: 10n } },
     });
+  });
+
+  it('keeps the sessions claiming and hands them back when no attempt reached the chain', async () => {
+    let calls = 0;
+    let down = true;
+    const { store, claimer, ledger } = await setup(['a'], () => {
+      calls++;
+      if (down) return Promise.reject(new Error('connect ECONNREFUSED 127.0.0.1:26657'));
+      return Promise.resolve({
+        ok: true,
+        txHash: 'ab'.repeat(32),
+        gasLimit: 100n,
+        feeAmount: 10n,
+        sequence: 0n,
+      });
+    });
+    const group = async () => ({
+      supplier: SUPPLIER,
+      sessionEndHeight: 4,
+      sessions: await store.list(SUPPLIER),
+      windows: W4,
+      height: 6,
+    });
+    expect(await claimer.runClaimGroup(await group())).toEqual(['a']);
+    expect(calls).toBe(3);
+    expect((await store.get(SUPPLIER, 'a'))!.state).toBe('claiming');
+    expect(await ledger.get(SUPPLIER, 'a')).toEqual({ relays: {}, upokt: {} });
+    down = false;
+    expect(await claimer.runClaimGroup(await group())).toEqual([]);
+    expect((await store.get(SUPPLIER, 'a'))!.state).toBe('claimed');
+    expect((await ledger.get(SUPPLIER, 'a')).relays).toEqual({ claimed: 1n });
+  });
+
+  it('waits for the relay stream to be consumed before sealing, and counts a wait that timed out', async () => {
+    const order: string[] = [];
+    const waits: [string, number][] = [];
+    let drainedAnswer = true;
+    const { store, claimer, metrics } = await setup(
+      ['a'],
+      (_s, msgs) => {
+        order.push(`claim ${msgs.length}`);
+        return Promise.resolve({
+          ok: true,
+          txHash: 'cd'.repeat(32),
+          gasLimit: 100n,
+          feeAmount: 10n,
+          sequence: 0n,
+        });
+      },
+      (supplier, timeoutMs) => {
+        waits.push([supplier, timeoutMs]);
+        order.push('drained');
+        return Promise.resolve(drainedAnswer);
+      },
+    );
+    const group = {
+      supplier: SUPPLIER,
+      sessionEndHeight: 4,
+      sessions: await store.list(SUPPLIER),
+      windows: W4,
+      height: 6,
+    };
+    expect(await claimer.runClaimGroup(group)).toEqual([]);
+    expect(order).toEqual(['drained', 'claim 1']);
+    expect(waits).toEqual([[SUPPLIER, 5_000]]);
+    expect((await metrics.claimDrainTimeouts.get()).values[0]?.value ?? 0).toBe(0);
+    drainedAnswer = false;
+    await store.transition(SUPPLIER, 'a', ['claimed'], 'claiming');
+    const again = {
+      ...group,
+      sessions: (await store.list(SUPPLIER)).map((x) => ({ ...x, claim_tx_hash: undefined })),
+    };
+    await claimer.runClaimGroup(again);
+    expect((await metrics.claimDrainTimeouts.get()).values[0]?.value).toBe(1);
   });
 
   it('abandons the group when at most two blocks are left in the window', async () => {

@@ -12,7 +12,9 @@
  *
  * The tx goes out with an unordered timeout derived from the blocks left in the claim window, up
  * to `max_attempts` times `retry_delay_ms` apart; a rejection naming the claim window is final
- * (`claim_window_closed`), exhausted attempts give `claim_tx_error`. Success → `claimed` with root
+ * (`claim_window_closed`), exhausted attempts the chain refused give `claim_tx_error`. When no
+ * attempt reached the chain (node unreachable) the sessions stay `claiming` and go back to the
+ * lifecycle, which tries again next block while the window is open. Success → `claimed` with root
  * and tx hash, the messages stored for the inclusion reconciler.
  *
  * Fee estimate (injectable, `FeeEstimator`): the default is static configuration,
@@ -92,6 +94,12 @@ export interface ClaimerDeps {
   log: Logger;
   metrics: MinerLifecycleMetrics;
   sleep?: (ms: number) => Promise<void>;
+  /**
+   * Resolves true once the supplier's relay stream holds nothing published before the call that
+   * is not yet in the tries (the consumer's `drained`), false at the deadline. Called before
+   * sealing, so no relay a client was answered for is left out of the claim by consumer lag.
+   */
+  drained?: (supplier: string, timeoutMs: number) => Promise<boolean>;
 }
 
 export interface ClaimerConfig {
@@ -101,6 +109,8 @@ export interface ClaimerConfig {
   block_time_ms?: number;
   /** A group is abandoned when close − h is at most this (upstream: 2). */
   min_blocks_left?: number;
+  /** Longest wait for the relay stream to be consumed before sealing. */
+  drain_timeout_ms?: number;
 }
 
 export const DEFAULT_CLAIMER_CONFIG: Readonly<Required<ClaimerConfig>> = Object.freeze({
@@ -108,6 +118,7 @@ export const DEFAULT_CLAIMER_CONFIG: Readonly<Required<ClaimerConfig>> = Object.
   retry_delay_ms: 2_000,
   block_time_ms: 30_000,
   min_blocks_left: 2,
+  drain_timeout_ms: 5_000,
 });
 
 /** A built claim waiting for the group's tx. */
@@ -159,6 +170,25 @@ export class Claimer implements ClaimJobRunner {
       for (const s of pending) await this.finish(s, 'claim_window_closed', 'window_closing');
       return [];
     }
+    if (pending.length > 0 && this.deps.drained !== undefined) {
+      let drained = false;
+      try {
+        drained = await this.deps.drained(group.supplier, this.cfg.drain_timeout_ms);
+      } catch (err) {
+        this.log.warn({ err, supplier: group.supplier }, 'relay stream backlog not checked before the claim');
+      }
+      if (!drained) {
+        this.deps.metrics.claimDrainTimeouts.inc();
+        this.log.warn(
+          {
+            supplier: group.supplier,
+            session_end_height: group.sessionEndHeight,
+            wait_ms: this.cfg.drain_timeout_ms,
+          },
+          'relay stream not consumed before the claim; relays still in it will be dropped as late',
+        );
+      }
+    }
     const built: BuiltClaim[] = [];
     const undecided: string[] = [];
     for (const s of pending) {
@@ -174,7 +204,7 @@ export class Claimer implements ClaimJobRunner {
         );
       }
     }
-    if (built.length > 0) await this.submit(group, built);
+    if (built.length > 0) undecided.push(...(await this.submit(group, built)));
     return undecided;
   }
 
@@ -272,15 +302,20 @@ export class Claimer implements ClaimJobRunner {
     return { ok: true, header: h };
   }
 
-  private async submit(group: SessionGroup, built: BuiltClaim[]): Promise<void> {
+  /**
+   * Sends the claims; returns the sessions left for the next block: those whose every attempt
+   * failed without an answer from the chain (node unreachable) while the window is still open.
+   */
+  private async submit(group: SessionGroup, built: BuiltClaim[]): Promise<string[]> {
     const { supplier } = group;
     const close = group.windows.claim_window_close_height;
     let lastError = '';
+    let chainAnswered = false;
     for (let attempt = 1; attempt <= this.cfg.max_attempts; attempt++) {
       const h = Math.max(group.height, this.deps.currentHeight());
       if (h >= close) {
         for (const b of built) await this.finish(b.session, 'claim_window_closed', 'window_closed');
-        return;
+        return [];
       }
       try {
         const res = await this.deps.tx.createClaims(
@@ -291,8 +326,9 @@ export class Claimer implements ClaimJobRunner {
         if (res.ok) {
           this.deps.metrics.txAttempts.inc({ phase: 'claim', result: 'accepted' });
           await this.succeed(group, built, res.txHash, res.feeAmount, h);
-          return;
+          return [];
         }
+        chainAnswered = true;
         this.deps.metrics.txAttempts.inc({ phase: 'claim', result: `${res.stage}_rejected` });
         lastError = `${res.codespace}/${res.code}: ${res.log}`;
         if (isWindowRejection(res.log, res.codespace, res.code)) {
@@ -301,7 +337,7 @@ export class Claimer implements ClaimJobRunner {
             'claim window closed',
           );
           for (const b of built) await this.finish(b.session, 'claim_window_closed', 'window_rejected');
-          return;
+          return [];
         }
         if (res.stage === 'simulate' && built.length > 1) {
           // One message the chain refuses reverts the whole tx: find it by sending each alone.
@@ -309,8 +345,9 @@ export class Claimer implements ClaimJobRunner {
             { supplier, session_end_height: group.sessionEndHeight, raw_log: res.log },
             'claim batch refused in simulation; submitting its sessions one by one',
           );
-          for (const b of built) await this.submit(group, [b]);
-          return;
+          const left: string[] = [];
+          for (const b of built) left.push(...(await this.submit(group, [b])));
+          return left;
         }
       } catch (err) {
         this.deps.metrics.txAttempts.inc({ phase: 'claim', result: 'error' });
@@ -322,6 +359,16 @@ export class Claimer implements ClaimJobRunner {
       );
       if (attempt < this.cfg.max_attempts) await (this.deps.sleep ?? defaultSleep)(this.cfg.retry_delay_ms);
     }
+    const h = Math.max(group.height, this.deps.currentHeight());
+    if (!chainAnswered && close - h > this.cfg.min_blocks_left) {
+      // Nothing reached the chain (node down): the sessions stay `claiming` and the next block
+      // tries again while the window is open, instead of giving the claim up.
+      this.log.warn(
+        { supplier, session_end_height: group.sessionEndHeight, sessions: built.length, error: lastError },
+        'claim tx not delivered; retried next block',
+      );
+      return built.map((b) => b.session.session_id);
+    }
     this.log.error(
       { supplier, session_end_height: group.sessionEndHeight, sessions: built.length, error: lastError },
       'claim tx failed after every attempt',
@@ -331,6 +378,7 @@ export class Claimer implements ClaimJobRunner {
         await this.deps.ledger.addRelays(supplier, b.session.session_id, 'lost:claim_failed', b.count);
       }
     }
+    return [];
   }
 
   private async succeed(

@@ -13,6 +13,8 @@ export interface MinerLifecycleMetrics {
   passDuration: Histogram;
   /** Sessions in claiming/proving restarted after a start or takeover. */
   restarts: Counter<'phase'>;
+  /** Claims that sealed before the supplier's relay stream was consumed (waited drain_timeout_ms). */
+  claimDrainTimeouts: Counter;
   /** Claim or proof transactions, by attempt result. */
   txAttempts: Counter<'phase' | 'result'>;
   /** Sessions that left the claim/proof job and why (claimed, skipped_empty, cupr_mismatch, …). */
@@ -56,6 +58,11 @@ export function createMinerLifecycleMetrics(registry: Registry): MinerLifecycleM
       name: 'ha_miner_lifecycle_restarts_total',
       help: 'Sessions found claiming or proving without a tx hash after a start or takeover, restarted',
       labelNames: ['phase'] as const,
+      registers,
+    }),
+    claimDrainTimeouts: new Counter({
+      name: 'ha_miner_claim_drain_timeouts_total',
+      help: 'Claims sealed while relays published before the claim were still unconsumed in the stream',
       registers,
     }),
     txAttempts: new Counter({

@@ -12,8 +12,9 @@
  * supplier). A proof that fails is quarantined — `proof_tx_error`, an error log and
  * `ha_miner_proofs_quarantined_total` — and never sent, so it cannot sink the batch.
  *
- * Submission retries like claims; "proof not required" from the chain counts as success without a
- * proof (`probabilistic_proved`). Success → `proved`, trie deleted, messages stored for the
+ * Submission retries like claims (attempts nobody on the chain answered leave the sessions
+ * `proving` for the next block while the window is open); "proof not required" from the chain
+ * counts as success without a proof (`probabilistic_proved`). Success → `proved`, trie deleted, messages stored for the
  * inclusion reconciler.
  */
 import type { Logger } from 'pino';
@@ -164,7 +165,7 @@ export class Prover implements ProofJobRunner {
         );
       }
     }
-    if (built.length > 0) await this.submit(group, built);
+    if (built.length > 0) undecided.push(...(await this.submit(group, built)));
     return undecided;
   }
 
@@ -286,16 +287,21 @@ export class Prover implements ProofJobRunner {
     await this.finish(s, 'proof_tx_error', `quarantined_${reason}`, 'proof_invalid', count);
   }
 
-  private async submit(group: SessionGroup, built: BuiltProof[]): Promise<void> {
+  /**
+   * Sends the proofs; returns the sessions left for the next block: those whose every attempt
+   * failed without an answer from the chain (node unreachable) while the window is still open.
+   */
+  private async submit(group: SessionGroup, built: BuiltProof[]): Promise<string[]> {
     const { supplier } = group;
     const close = group.windows.proof_window_close_height;
     let lastError = '';
+    let chainAnswered = false;
     for (let attempt = 1; attempt <= this.cfg.max_attempts; attempt++) {
       const h = Math.max(group.height, this.deps.currentHeight());
       if (h >= close) {
         for (const b of built)
           await this.finish(b.session, 'proof_window_closed', 'window_closed', 'proof_missing', b.count);
-        return;
+        return [];
       }
       try {
         const res = await this.deps.tx.submitProofs(
@@ -306,15 +312,16 @@ export class Prover implements ProofJobRunner {
         if (res.ok) {
           this.deps.metrics.txAttempts.inc({ phase: 'proof', result: 'accepted' });
           await this.succeed(group, built, res.txHash, res.feeAmount, h);
-          return;
+          return [];
         }
+        chainAnswered = true;
         this.deps.metrics.txAttempts.inc({ phase: 'proof', result: `${res.stage}_rejected` });
         lastError = `${res.codespace}/${res.code}: ${res.log}`;
         if (isWindowRejection(res.log, res.codespace, res.code)) {
           for (const b of built) {
             await this.finish(b.session, 'proof_window_closed', 'window_rejected', 'proof_missing', b.count);
           }
-          return;
+          return [];
         }
         const notRequired =
           (res.codespace === 'proof' && res.code === 1129) || /proof not required/i.test(res.log);
@@ -325,8 +332,9 @@ export class Prover implements ProofJobRunner {
             { supplier, session_end_height: group.sessionEndHeight, raw_log: res.log },
             'proof batch refused; submitting its sessions one by one',
           );
-          for (const b of built) await this.submit(group, [b]);
-          return;
+          const left: string[] = [];
+          for (const b of built) left.push(...(await this.submit(group, [b])));
+          return left;
         }
         if (notRequired) {
           for (const b of built) {
@@ -335,7 +343,7 @@ export class Prover implements ProofJobRunner {
               await this.deps.trees.destroy(supplier, b.session.session_id);
             }
           }
-          return;
+          return [];
         }
       } catch (err) {
         this.deps.metrics.txAttempts.inc({ phase: 'proof', result: 'error' });
@@ -347,12 +355,23 @@ export class Prover implements ProofJobRunner {
       );
       if (attempt < this.cfg.max_attempts) await (this.deps.sleep ?? defaultSleep)(this.cfg.retry_delay_ms);
     }
+    const h = Math.max(group.height, this.deps.currentHeight());
+    if (!chainAnswered && h < close - 1) {
+      // Nothing reached the chain (node down): the sessions stay `proving` and the next block
+      // tries again while the window is open, instead of giving the proof up.
+      this.log.warn(
+        { supplier, session_end_height: group.sessionEndHeight, sessions: built.length, error: lastError },
+        'proof tx not delivered; retried next block',
+      );
+      return built.map((b) => b.session.session_id);
+    }
     this.log.error(
       { supplier, session_end_height: group.sessionEndHeight, sessions: built.length, error: lastError },
       'proof tx failed after every attempt',
     );
     for (const b of built)
       await this.finish(b.session, 'proof_tx_error', 'tx_failed', 'proof_missing', b.count);
+    return [];
   }
 
   private async succeed(

@@ -5,7 +5,14 @@ import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { InvalidInputError } from '../core/index.js';
 import { InMemoryMapStore, SparseMerkleSumTrie } from '../protocol/smst/index.js';
-import { mineRelay, type RelayRequest, type RelayResponse, type SessionHeader } from '../protocol/index.js';
+import {
+  SECP256K1_N,
+  mineRelay,
+  type RelayRequest,
+  type RelayResponse,
+  type SessionHeader,
+} from '../protocol/index.js';
+import { ringSignatureChallenge } from '../rings/index.js';
 import { encodeMinedRelayMessage, type KeyBuilder, type MinedRelayMessage } from '../transport/index.js';
 import { useRedis } from '../test/helpers/redis.js';
 import {
@@ -41,10 +48,16 @@ function header(sessionId: string, end: number): SessionHeader {
 }
 
 /** A mined relay as the relayer publishes it: Relay{request, signed response without payload}. */
-function relay(sessionId: string, i: number, end = 20, supplier = SUPPLIER): Built {
+function relay(
+  sessionId: string,
+  i: number,
+  end = 20,
+  supplier = SUPPLIER,
+  signature: Uint8Array = randomBytes(64),
+): Built {
   const h = header(sessionId, end);
   const req: RelayRequest = {
-    meta: { sessionHeader: h, signature: Buffer.from(randomBytes(64)), supplierOperatorAddress: supplier },
+    meta: { sessionHeader: h, signature: Buffer.from(signature), supplierOperatorAddress: supplier },
     payload: Buffer.from(`{"jsonrpc":"2.0","id":${i},"method":"eth_blockNumber"}`),
   };
   const res: RelayResponse = {
@@ -257,6 +270,47 @@ describe('SupplierRelayConsumer (miner.md §2)', () => {
     expect(lag.values.map((v) => v.value)).toEqual([0]);
   });
 
+  it('caughtUp resolves once the backlog found at start, a dead consumer pending entries included, is in the trie', async () => {
+    const keys = r.keys();
+    const relays = Array.from({ length: 40 }, (_, i) => relay('sessA', i));
+    await publish(keys, relays);
+    const stream = keys.relayStream(SUPPLIER);
+    await r.client.xgroup('CREATE', stream, keys.consumerGroup(), '0');
+    // A consumer that read 16 entries and died before acknowledging them.
+    await r.client.xreadgroup(
+      'GROUP',
+      keys.consumerGroup(),
+      'miner-dead',
+      'COUNT',
+      16,
+      'STREAMS',
+      stream,
+      '>',
+    );
+    // Claimed at start although far from idle for claim_idle_timeout_ms: the owner is gone.
+    const h = harness(keys, { cfg: { batch_size: 16, claim_idle_timeout_ms: 60_000 } });
+    await h.consumer.start();
+    await h.consumer.caughtUp();
+
+    expect(totals(h.batches)).toEqual({
+      inserted: 40,
+      duplicates: 0,
+      sealed: 0,
+      malformed: 0,
+      retried: 0,
+      acked: 40,
+    });
+    expect((await h.sessions.get(SUPPLIER, 'sessA'))?.relay_count).toBe(40);
+    expect(await storedRoot(keys, 'sessA')).toEqual(await expectedRoot(relays));
+    expect(await streamState(keys)).toEqual({ len: 0, pending: 0 });
+  });
+
+  it('caughtUp resolves on stop, also for a consumer that never started', async () => {
+    const h = harness(r.keys());
+    await h.consumer.stop();
+    await expect(h.consumer.caughtUp()).resolves.toBeUndefined();
+  });
+
   it('reports each batch per session through onBatch', async () => {
     const keys = r.keys();
     const rel = [relay('sessA', 1), relay('sessA', 2)];
@@ -310,6 +364,32 @@ describe('SupplierRelayConsumer (miner.md §2)', () => {
     expect(await streamState(keys)).toEqual({ len: 0, pending: 0 });
   });
 
+  it('claims a replayed request once: same ring-signature challenge, different responses and encodings', async () => {
+    const keys = r.keys();
+    const sig = randomBytes(100);
+    sig.writeUInt32BE(1, 0);
+    // c0 + N and trailing bytes still verify upstream, and are the same signing.
+    const c0 = BigInt(`0x${sig.subarray(4, 36).toString('hex')}`) % SECP256K1_N;
+    const lifted = Buffer.from(sig);
+    if (c0 + SECP256K1_N < 2n ** 256n)
+      Buffer.from((c0 + SECP256K1_N).toString(16).padStart(64, '0'), 'hex').copy(lifted, 4);
+    else Buffer.from(c0.toString(16).padStart(64, '0'), 'hex').copy(lifted, 4);
+    const variants = [sig, sig, lifted, Buffer.concat([sig, Buffer.from([1, 2, 3])])];
+    // Each replay was answered anew (relay() signs a fresh response), so every relay hash differs.
+    const replays = variants.map((v, i) => relay('sessR', i, 20, SUPPLIER, v));
+    expect(new Set(replays.map((x) => Buffer.from(x.hash).toString('hex'))).size).toBe(4);
+    const other = relay('sessR', 9);
+    const h = harness(keys);
+    await publish(keys, [replays[0]!, other, replays[1]!, replays[2]!]);
+    await h.consumer.start();
+    await until(() => totals(h.batches).acked === 4);
+    await publish(keys, [replays[3]!]);
+    await until(() => totals(h.batches).acked === 5);
+    expect(await storedRoot(keys, 'sessR')).toEqual(await expectedRoot([replays[0]!, other]));
+    expect((await h.sessions.get(SUPPLIER, 'sessR'))?.relay_count).toBe(2);
+    expect(totals(h.batches)).toMatchObject({ inserted: 2, duplicates: 3, acked: 5 });
+  });
+
   it('acks, deletes and counts malformed entries without stopping', async () => {
     const keys = r.keys();
     const good = [relay('sessA', 1), relay('sessA', 2)];
@@ -360,14 +440,18 @@ describe('SupplierRelayConsumer (miner.md §2)', () => {
 
   it('computes a missing relay hash from the relay bytes', async () => {
     const keys = r.keys();
-    const rel = relay('sessA', 1);
+    const sig = randomBytes(64);
+    const rel = relay('sessA', 1, 20, SUPPLIER, sig);
     rel.msg = { ...rel.msg, relay_hash: new Uint8Array(0) };
     const h = harness(keys);
     await publish(keys, [rel]);
     await h.consumer.start();
     await until(() => totals(h.batches).acked === 1);
     expect(await storedRoot(keys, 'sessA')).toEqual(await expectedRoot([rel]));
-    expect(await r.client.smismember(keys.minerDedupSession('sessA'), Buffer.from(rel.hash))).toEqual([1]);
+    // The dedup set holds the request's identity (its ring-signature challenge), not the relay hash.
+    expect(await r.client.smembersBuffer(keys.minerDedupSession('sessA'))).toEqual([
+      Buffer.from(ringSignatureChallenge(sig)!),
+    ]);
   });
 
   it('drops relays of a terminal session as session_sealed', async () => {
@@ -589,6 +673,29 @@ describe('SupplierRelayConsumer (miner.md §2)', () => {
     });
     expect(await storedRoot(keys, 'sessA')).toEqual(await expectedRoot(rel.slice(0, 2)));
     expect(await streamState(keys)).toEqual({ len: 0, pending: 0 });
+  });
+
+  it('drained() waits until everything published before it is in the trie, retrying a failed batch at once', async () => {
+    const keys = r.keys();
+    const rel = [relay('sessA', 1), relay('sessA', 2), relay('sessB', 3)];
+    // Without drained() the failed batch would wait a minute for its idle timeout and reclaim pass.
+    const h = harness(keys, {
+      trieFailures: 1,
+      cfg: { claim_idle_timeout_ms: 60_000, reclaim_interval_ms: 60_000, block_ms: 100 },
+    });
+    await publish(keys, rel);
+    // Not consuming yet: the entries stay, so drained() says no at its deadline.
+    const t0 = Date.now();
+    expect(await h.consumer.drained(150)).toBe(false);
+    expect(Date.now() - t0).toBeLessThan(1_000);
+    await h.consumer.start();
+    await until(() => h.batches.length >= 1);
+    expect(h.batches[0]!.sessions.find((x) => x.session_id === 'sessA')?.retried).toBe(2);
+    expect(await h.consumer.drained(5_000)).toBe(true);
+    expect(await storedRoot(keys, 'sessA')).toEqual(await expectedRoot(rel.slice(0, 2)));
+    expect(await streamState(keys)).toEqual({ len: 0, pending: 0 });
+    // An empty stream is drained at once.
+    expect(await h.consumer.drained(0)).toBe(true);
   });
 
   it('recreates the consumer group when the stream disappears while reading', async () => {

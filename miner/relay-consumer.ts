@@ -6,12 +6,25 @@
  *
  * Batch order, per session of the batch:
  *   1. a terminal snapshot or a sealed trie → every relay is dropped as `session_sealed`;
- *   2. relay hashes already in the session's dedup set are duplicates (SMISMEMBER);
+ *   2. relays whose request is already in the session's dedup set are duplicates (SMISMEMBER);
  *   3. the rest go into the trie, which is committed and checkpointed (nodes + live_root in one
  *      transaction), so a new owner resuming from live_root sees them;
- *   4. their hashes are added to the dedup set; only hashes added by this call count as inserted;
+ *   4. their request identities are added to the dedup set; only those added by this call count
+ *      as inserted;
  *   5. the snapshot is created if absent and its counters are raised by the inserted relays;
  *   6. the entries are acknowledged and deleted.
+ *
+ * `caughtUp()` resolves once the entries waiting at start are handled: the first reclaim pass is
+ * done and a read (not blocking while catching up) returned fewer than `batch_size` entries. A new
+ * owner seals no trie before that, or the relays published while the supplier had no consumer
+ * (a dead owner's backlog) would arrive after the seal and be dropped as `session_sealed`.
+ *
+ * The dedup set holds request identities, not relay hashes: the ring signature's challenge c0
+ * (mod N), unique to one signing by the gateway or app. A signed request replayed to this supplier
+ * (to one relayer or several) is served again, and its response differs (a backend Date header is
+ * enough), so it mines to a new relay hash; keyed by the request, it is still claimed once. Legit
+ * requests with identical content differ in c0. A relay whose request cannot be read falls back to
+ * its relay hash.
  *
  * Upstream checks the dedup set only for reclaimed entries. Here every entry is checked: the
  * stream is at-least-once (a consumer that dies after step 3 leaves its entries pending, and the
@@ -24,9 +37,11 @@
  *
  * A failure that may pass (Redis unreachable, a trie node that cannot be loaded) leaves that
  * session's entries pending; XAUTOCLAIM of entries idle for `claim_idle_timeout_ms` hands them
- * back to whichever consumer runs it next (this one included), at start and then every
- * `reclaim_interval_ms`. Entries that can never succeed (undecodable, wrong supplier, bad hash)
- * are acknowledged, deleted and counted as malformed. A relay hash that is not SHA-256 of the
+ * back to whichever consumer runs it next (this one included) every `reclaim_interval_ms`. At
+ * start (the lease was just taken) every pending entry is claimed whatever its idle time: a dead
+ * owner's entries must be in the tries before the new owner seals them. Entries that can never
+ * succeed (undecodable, wrong supplier, bad hash) are acknowledged, deleted and counted as
+ * malformed. A relay hash that is not SHA-256 of the
  * relay bytes counts as malformed too: it would put a leaf under a key the chain cannot prove.
  */
 import { createHash } from 'node:crypto';
@@ -34,6 +49,8 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { InvalidInputError, RelayMinerError } from '../core/index.js';
+import { decodeRelay } from '../protocol/index.js';
+import { ringSignatureChallenge } from '../rings/index.js';
 import { decodeMinedRelayMessage, type KeyBuilder, type MinedRelayMessage } from '../transport/index.js';
 import { SmstTreeSealedError } from './errors.js';
 import { SESSION_DEDUP_ADD } from './lua/session-scripts.js';
@@ -185,6 +202,8 @@ type RawEntry = [Buffer, Buffer[]];
 interface ValidRelay {
   id: string;
   hash: Uint8Array;
+  /** Member of the dedup set: the request's ring-signature challenge, else the relay hash. */
+  key: Uint8Array;
   bytes: Uint8Array;
   cupr: bigint;
 }
@@ -242,6 +261,11 @@ export class SupplierRelayConsumer {
   private running = false;
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
+  /** Set by drained(): the next loop turn reclaims pending entries whatever their idle time. */
+  private reclaimSoon = false;
+  private isCaughtUp = false;
+  private resolveCaughtUp: (() => void) | undefined;
+  private readonly caughtUpPromise: Promise<void>;
 
   constructor(
     private readonly deps: RelayConsumerDeps,
@@ -267,10 +291,48 @@ export class SupplierRelayConsumer {
     const m = metricsFor(deps.registry);
     this.metrics = m.metrics;
     this.consumers = m.consumers;
+    this.caughtUpPromise = new Promise((resolve) => (this.resolveCaughtUp = resolve));
   }
 
   get isRunning(): boolean {
     return this.running;
+  }
+
+  /**
+   * Resolves once the backlog found at start is handled (first reclaim pass, then a read shorter
+   * than a batch), or when the consumer stops.
+   */
+  caughtUp(): Promise<void> {
+    return this.caughtUpPromise;
+  }
+
+  /**
+   * Resolves true once every entry that was in the stream when called is handled (acknowledged
+   * and deleted: in the trie, a duplicate, sealed or malformed), false at the deadline. The claim
+   * waits for it before sealing, so relays published before the claim window opened but not yet
+   * read (consumer lag, a batch left pending by a failure) are in the trie it seals. Entries left
+   * pending by a failed batch are taken again at once instead of after the idle timeout.
+   */
+  async drained(timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    const newest = (await this.deps.redis.xrevrange(this.stream, '+', '-', 'COUNT', 1))[0]?.[0];
+    if (newest === undefined) return true;
+    for (let polls = 0; ; polls++) {
+      const left = await this.deps.redis.xrange(this.stream, '-', newest, 'COUNT', 1);
+      if (left.length === 0) return true;
+      if (Date.now() >= deadline || !this.running) return false;
+      // Still there after a few polls: a failed batch left it pending; have it reclaimed now.
+      if (polls === 4) {
+        this.reclaimSoon = true;
+        this.wake?.();
+      }
+      await new Promise((res) => setTimeout(res, 25));
+    }
+  }
+
+  private markCaughtUp(): void {
+    this.isCaughtUp = true;
+    this.resolveCaughtUp?.();
   }
 
   /** XLEN of the stream at the last acknowledgement or reclaim pass: entries not yet acknowledged. */
@@ -297,6 +359,7 @@ export class SupplierRelayConsumer {
    * Entries delivered but not processed stay pending for XAUTOCLAIM.
    */
   async stop(): Promise<void> {
+    this.markCaughtUp();
     if (this.loop === undefined) return;
     this.running = false;
     this.wake?.();
@@ -326,15 +389,24 @@ export class SupplierRelayConsumer {
   private async run(): Promise<void> {
     let nextReclaim = 0;
     let backoffMs = 100;
+    let firstPass = true;
     while (this.running) {
       try {
-        if (Date.now() >= nextReclaim) {
-          await this.reclaim();
+        if (Date.now() >= nextReclaim || this.reclaimSoon) {
+          // This consumer starts when its replica takes the supplier's lease: whatever is pending
+          // then belongs to an owner that is gone (or handing over, and the dedup set absorbs a
+          // relay both handle), so the first pass takes it at once instead of after the idle time.
+          const now = firstPass || this.reclaimSoon;
+          this.reclaimSoon = false;
+          await this.reclaim(now ? 0 : this.idleMs);
+          firstPass = false;
           nextReclaim = Date.now() + this.reclaimEveryMs;
         }
         if (!this.running) break;
-        const entries = await this.read();
+        const catchingUp = !this.isCaughtUp;
+        const entries = await this.read(!catchingUp);
         if (entries.length > 0) await this.processBatch(entries, false);
+        if (catchingUp && entries.length < this.batchSize) this.markCaughtUp();
         backoffMs = 100;
       } catch (caught) {
         if (!this.running) break;
@@ -367,7 +439,7 @@ export class SupplierRelayConsumer {
   }
 
   /** XAUTOCLAIM passes over the whole pending list (bounded), processing each chunk. */
-  private async reclaim(): Promise<void> {
+  private async reclaim(minIdleMs: number): Promise<void> {
     this.lastStreamLength = await this.deps.redis.xlen(this.stream);
     let cursor = '0-0';
     // Every pass moves the cursor forward; the bound only guards against a list that keeps growing.
@@ -377,7 +449,7 @@ export class SupplierRelayConsumer {
         this.stream,
         this.group,
         this.consumerName,
-        String(this.idleMs),
+        String(minIdleMs),
         cursor,
         'COUNT',
         String(this.batchSize),
@@ -393,9 +465,11 @@ export class SupplierRelayConsumer {
     }
   }
 
-  private async read(): Promise<RawEntry[]> {
+  /** XREADGROUP of new entries; `block` = wait up to block_ms for one. */
+  private async read(block: boolean): Promise<RawEntry[]> {
     const blocking = this.blocking;
     if (blocking === undefined) return [];
+    const wait = block ? ['BLOCK', String(this.blockMs)] : [];
     const reply = (await blocking.callBuffer(
       'XREADGROUP',
       'GROUP',
@@ -403,8 +477,7 @@ export class SupplierRelayConsumer {
       this.consumerName,
       'COUNT',
       String(this.batchSize),
-      'BLOCK',
-      String(this.blockMs),
+      ...wait,
       'STREAMS',
       this.stream,
       '>',
@@ -445,7 +518,13 @@ export class SupplierRelayConsumer {
     const hash = sha256(m.relay_bytes);
     if (m.relay_hash.length > 0 && !equalBytes(m.relay_hash, hash))
       return 'relay hash does not match the relay';
-    return { id, hash, bytes: m.relay_bytes, cupr: m.compute_units_per_relay };
+    return {
+      id,
+      hash,
+      key: requestIdentity(m.relay_bytes) ?? hash,
+      bytes: m.relay_bytes,
+      cupr: m.compute_units_per_relay,
+    };
   }
 
   private async processBatch(entries: RawEntry[], reclaimed: boolean): Promise<void> {
@@ -558,7 +637,7 @@ export class SupplierRelayConsumer {
 
       const unique = new Map<string, ValidRelay>();
       for (const r of g.relays) {
-        const k = toBuffer(r.hash).toString('latin1');
+        const k = toBuffer(r.key).toString('latin1');
         if (unique.has(k)) result.duplicates++;
         else unique.set(k, r);
       }
@@ -566,7 +645,7 @@ export class SupplierRelayConsumer {
       const dedupKey = this.deps.keys.minerDedupSession(sid);
       let seen: number[];
       try {
-        seen = await this.deps.redis.smismember(dedupKey, ...candidates.map((r) => toBuffer(r.hash)));
+        seen = await this.deps.redis.smismember(dedupKey, ...candidates.map((r) => toBuffer(r.key)));
       } catch (err) {
         throw new RelayConsumerError('SMISMEMBER of the dedup set', { cause: err });
       }
@@ -580,7 +659,7 @@ export class SupplierRelayConsumer {
       const added = await SESSION_DEDUP_ADD.run(
         this.deps.redis,
         [dedupKey],
-        [this.dedupTtl, ...fresh.map((r) => toBuffer(r.hash))],
+        [this.dedupTtl, ...fresh.map((r) => toBuffer(r.key))],
       );
       fresh.forEach((r, i) => {
         if (added[i] === 1) {
@@ -710,4 +789,12 @@ export class SupplierRelayConsumer {
       return 0;
     }
   }
+}
+
+/** The ring-signature challenge of the relay's request, or null when it cannot be read. */
+function requestIdentity(relayBytes: Uint8Array): Uint8Array | null {
+  const relay = decodeRelay(relayBytes);
+  if (!relay.ok) return null;
+  const sig = relay.value.req?.meta?.signature;
+  return sig === undefined ? null : ringSignatureChallenge(sig);
 }

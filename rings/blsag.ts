@@ -237,6 +237,17 @@ export function decodeRingSignature<P>(
   return r.ok ? { ok: true, sig: r.value.sig } : r;
 }
 
+/**
+ * The identity of one signing: c0 reduced modulo N, as 32 bytes, or null when the bytes are too
+ * short to hold it. c0 is the challenge drawn from the signer's random nonce, so two signings of
+ * the same content differ, while re-encodings of one signature that still verify (trailing bytes,
+ * c0 or a response scalar plus N) keep it.
+ */
+export function ringSignatureChallenge(signature: Uint8Array): Uint8Array | null {
+  if (signature.length < 4 + SCALAR_BYTES) return null;
+  return bigIntToBytes(bytesToBigInt(signature.subarray(4, 4 + SCALAR_BYTES)) % SECP256K1_N, SCALAR_BYTES);
+}
+
 /** Serializes (c0, I, s_i, P_i) as ring-go does; scalars are canonical be32 (left-padded). */
 export function encodeRingSignature(
   c0: bigint,

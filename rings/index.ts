@@ -20,6 +20,7 @@ export {
   keyImage,
   publicKeyId,
   randomScalar,
+  ringSignatureChallenge,
   ringSignatureLength,
   signRingSignature,
   verifyRingSignature,

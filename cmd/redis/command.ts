@@ -222,15 +222,19 @@ export function registerRedisCommand(program: Command, ioIn?: RedisCliIo): Comma
     .option('--all', 'every relay stream (default without --supplier)')
     .option('--limit <n>', 'recent entries to decode', '10');
 
-  sub('dedup', "a session's set of relay hashes already mined", async (cli, o, json, { out }) => {
-    const r = await dedupReport(
-      cli,
-      requireFlag('session', str(o, 'session')),
-      intFlag('limit', str(o, 'limit'), 10),
-    );
-    if (json) out(toJson(r) + '\n');
-    else printDedup(r, out);
-  })
+  sub(
+    'dedup',
+    "a session's set of requests already mined (ring-signature c0 each)",
+    async (cli, o, json, { out }) => {
+      const r = await dedupReport(
+        cli,
+        requireFlag('session', str(o, 'session')),
+        intFlag('limit', str(o, 'limit'), 10),
+      );
+      if (json) out(toJson(r) + '\n');
+      else printDedup(r, out);
+    },
+  )
     .option('--session <id>', 'session id (required)')
     .option('--limit <n>', 'sample hashes to show', '10');
 

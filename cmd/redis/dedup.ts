@@ -1,11 +1,14 @@
-/** `redis dedup`: the miner's set of relay hashes already seen in a session. */
+/**
+ * `redis dedup`: the miner's set of requests already mined in a session, each identified by its
+ * ring-signature challenge c0 (the relay hash when the request could not be read).
+ */
 import { formatTable, ttlText, type Out, type RedisCli } from './context.js';
 
 export interface DedupReport {
   key: string;
   members: number;
   ttl_seconds: number;
-  /** Hex relay hashes, at most `limit`. */
+  /** Hex request identities, at most `limit`. */
   sample: string[];
 }
 
@@ -33,7 +36,7 @@ export function printDedup(r: DedupReport, out: Out): void {
   if (r.sample.length > 0)
     out(
       formatTable(
-        ['RELAY HASH'],
+        ['REQUEST (RING SIGNATURE C0)'],
         r.sample.map((h) => [h]),
       ),
     );

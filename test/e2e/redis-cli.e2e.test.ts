@@ -252,7 +252,7 @@ describe('redis debug CLI on the state of a real relayer + miner run', () => {
     expect(c.out).toMatch(new RegExp(`${stack.keys.consumerGroup()}\\s+1\\s+0\\s+8`));
   });
 
-  it('dedup: one relay hash per relay mined in each session', async () => {
+  it('dedup: one request identity per relay mined in each session', async () => {
     const a = await dedupReport(cli, first.sessionId, 10);
     const b = await dedupReport(cli, second.sessionId, 2);
     expect([a.members, a.sample.length, b.members, b.sample.length]).toEqual([
