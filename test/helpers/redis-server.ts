@@ -66,7 +66,7 @@ export async function startRedisServer(port: number, o: RedisServerOptions = {})
 
 /** SIGKILL (no shutdown save), resolved once the process is gone. */
 export async function stopRedisServer(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.pid === undefined) return;
+  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
   const exited = new Promise((res) => child.once('exit', res));
   process.kill(child.pid, 'SIGKILL');
   await exited;
