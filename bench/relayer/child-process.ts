@@ -137,7 +137,9 @@ export async function startChild<R extends ChildMessage>(
   opts: { env?: Record<string, string>; readyTimeoutMs?: number } = {},
 ): Promise<BenchChild<R>> {
   const file = fileURLToPath(new URL(entry, import.meta.url));
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', file], {
+  // RELAYER_BENCH_NODE_ARGS: extra node flags for the children (e.g. --trace-gc, which NODE_OPTIONS refuses).
+  const extra = (process.env['RELAYER_BENCH_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
+  const child: ChildProcess = spawn(process.execPath, [...extra, '--import', 'tsx', file], {
     stdio: ['ignore', process.stderr, process.stderr, 'ipc'],
     env: { ...process.env, ...opts.env },
   });

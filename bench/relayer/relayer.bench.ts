@@ -35,6 +35,7 @@ import {
   type ProcessUsage,
 } from './child-process.js';
 import { signerOpsPerSecond, verifyPoolOpsPerSecond } from './crypto-ceiling.js';
+import { RELAYER_NODE_OPTIONS } from './node-options.js';
 import { closedLoop, openLoop, type ClosedLoopResult, type LoadTarget, type OpenLoopResult } from './load.js';
 import {
   checkRelayAnswer,
@@ -160,12 +161,14 @@ export default async function relayerBench(reporter: BenchReporter): Promise<voi
   try {
     const backend = await startChild<BackendReady>('backend', './backend-child.ts');
     children.push(backend);
+    // Both proxies run with the V8 heap flags of the relayer Deployment (k8s/base), as in production.
     const bare = await startChild<ProxyReady>('bare-proxy', './bare-proxy-child.ts', {
-      env: { BENCH_BACKEND_URL: backend.ready.url },
+      env: { BENCH_BACKEND_URL: backend.ready.url, NODE_OPTIONS: RELAYER_NODE_OPTIONS },
     });
     children.push(bare);
     const relayer = await startChild<RelayerReady>('relayer', './relayer-child.ts', {
       env: {
+        NODE_OPTIONS: RELAYER_NODE_OPTIONS,
         BENCH_BACKEND_URL: backend.ready.url,
         BENCH_REDIS_URL: redisUrl,
         BENCH_REDIS_PREFIX: prefix,

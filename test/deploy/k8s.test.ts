@@ -24,6 +24,7 @@ import {
   type JsonObject,
 } from './kustomize.js';
 import { validateSchema } from './k8s-schema.js';
+import { RELAYER_NODE_OPTIONS } from '../../bench/relayer/node-options.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const K8S = join(ROOT, 'k8s');
@@ -144,6 +145,12 @@ describe('k8s manifest files', () => {
     const errors = (await validateSchema(bad)).join('\n');
     expect(errors).toMatch(/containerPort must be integer/);
     expect(errors).toMatch(/unknown field spec\.template\.spec\.containers\[0\]\.livenessProbe\.httpGett/);
+  });
+
+  it('the relayer container runs with the V8 flags the relayer bench measures with', () => {
+    const c = mainContainers(loadYamlObjects(join(BASE, 'relayer-deployment.yaml'))[0]!)[0]!;
+    const env = (c.env as JsonObject[]).find((e) => e.name === 'NODE_OPTIONS');
+    expect(env?.value).toBe(RELAYER_NODE_OPTIONS);
   });
 });
 
