@@ -8,48 +8,41 @@
  *   3 s of latency against a 2 s relayer request timeout — the relayer answers with an error,
  *   the client counts a failure, and nothing of it is claimed.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { DEFAULT_TIMEOUT_PROFILES } from '../../relayer/index.js';
 import { recordReliability } from '../helpers/reliability.js';
 import {
+  faultRecord,
   claimWindowOpenOffset,
-  startFaultStack,
-  type FaultStack,
   type LedgerCheck,
   type LoadResult,
+  useFaultStack,
 } from './harness.js';
 
 const BLOCK_MS = 1_000;
 const RPS = 100;
 
-let stack: FaultStack | undefined;
-
-beforeAll(async () => {
-  stack = await startFaultStack({
-    relayers: 2,
-    miners: 2,
-    blockTimeMs: BLOCK_MS,
-    genesis: claimWindowOpenOffset(2),
-    relayerConfig: (_i, cfg) => {
-      // A 2 s request timeout for the demo service, so a slower backend becomes a relayer timeout.
-      cfg['timeout_profiles'] = {
-        ...DEFAULT_TIMEOUT_PROFILES,
-        fault: {
-          request_timeout_seconds: 2,
-          response_header_timeout_seconds: 2,
-          dial_timeout_seconds: 2,
-          tls_handshake_timeout_seconds: 2,
-        },
-      };
-      cfg['services']['anvil']['timeout_profile'] = 'fault';
-      // The breaker lets a request through 1 s after it opened (default 30 s), so recovery is seen.
-      cfg['services']['anvil']['backends']['jsonrpc']['recovery_timeout_seconds'] = 1;
-    },
-  });
-}, 90_000);
-afterAll(async () => {
-  await stack?.stop();
-}, 30_000);
+const stack = useFaultStack({
+  relayers: 2,
+  miners: 2,
+  blockTimeMs: BLOCK_MS,
+  genesis: claimWindowOpenOffset(2),
+  relayerConfig: (_i, cfg) => {
+    // A 2 s request timeout for the demo service, so a slower backend becomes a relayer timeout.
+    cfg['timeout_profiles'] = {
+      ...DEFAULT_TIMEOUT_PROFILES,
+      fault: {
+        request_timeout_seconds: 2,
+        response_header_timeout_seconds: 2,
+        dial_timeout_seconds: 2,
+        tls_handshake_timeout_seconds: 2,
+      },
+    };
+    cfg['services']['anvil']['timeout_profile'] = 'fault';
+    // The breaker lets a request through 1 s after it opened (default 30 s), so recovery is seen.
+    cfg['services']['anvil']['backends']['jsonrpc']['recovery_timeout_seconds'] = 1;
+  },
+});
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -76,7 +69,7 @@ const BACKEND_ERRORS = /^(relayer_http_50[234]|backend_status_50[234])$/;
 
 describe('backend faults under load', () => {
   it('backend-killed: failures while it is gone are not claimed, service resumes after restart', async () => {
-    const s = stack!;
+    const s = stack();
     await s.awaitFreshSession();
     const started = performance.now();
     const loading = s.load({ rps: RPS, durationMs: 6_000, timeoutMs: 10_000 });
@@ -101,27 +94,21 @@ describe('backend faults under load', () => {
     const recoveryMs = Math.round(Math.min(...back.map((x) => x.startMs + x.latencyMs)) - restartedAt);
 
     const ledger = await s.ledger(load);
-    recordReliability('fault', 'backend-killed', {
-      scenario: `JSON-RPC backend killed at 2 s and restarted at 4 s under ${RPS} RPS`,
-      load_rps: RPS,
-      duration_s: Math.round(load.durationMs / 100) / 10,
-      client_successes: ledger.client_successes,
-      client_failures: load.failures,
-      claimed_on_chain: ledger.claimed_on_chain,
-      relays_lost: ledger.relays_lost,
-      expired_claims: ledger.expired_claims,
-      missed_proofs: ledger.missed_proofs,
-      recovery_ms: recoveryMs,
-      extra: {
-        outage_ms: Math.round(restartedAt - killedAt),
-        failures: JSON.stringify(load.failuresByReason),
-      },
-    });
+    recordReliability(
+      'fault',
+      'backend-killed',
+      faultRecord(`JSON-RPC backend killed at 2 s and restarted at 4 s under ${RPS} RPS`, RPS, load, ledger, {
+        recovery_ms: recoveryMs,
+        extra: {
+          outage_ms: Math.round(restartedAt - killedAt),
+        },
+      }),
+    );
     expectExactLedger(ledger, [load]);
   }, 60_000);
 
   it('backend-slow: injected latency keeps relays correct; relayer timeouts are failures, not claims', async () => {
-    const s = stack!;
+    const s = stack();
     await s.awaitFreshSession();
     s.backends.setLatencyMs(300);
     const slow = await s.load({ rps: RPS, durationMs: 3_000, timeoutMs: 10_000 });
@@ -135,23 +122,23 @@ describe('backend faults under load', () => {
     expect(timingOut.successes).toBe(0);
     for (const f of timingOut.samples) expect(f.reason).toMatch(BACKEND_ERRORS);
     const ledger = await s.ledger([slow, timingOut]);
-    recordReliability('fault', 'backend-slow', {
-      scenario: `JSON-RPC backend 300 ms slower for 3 s, then 3 s slower (relayer timeout 2 s) for 2 s, ${RPS} RPS`,
-      load_rps: RPS,
-      duration_s: Math.round((slow.durationMs + timingOut.durationMs) / 100) / 10,
-      client_successes: ledger.client_successes,
-      client_failures: slow.failures + timingOut.failures,
-      claimed_on_chain: ledger.claimed_on_chain,
-      relays_lost: ledger.relays_lost,
-      expired_claims: ledger.expired_claims,
-      missed_proofs: ledger.missed_proofs,
-      extra: {
-        median_latency_ms_at_300ms: slowMedian,
-        median_latency_ms_at_3000ms: median(timingOut.samples.map((x) => x.latencyMs)),
-        timeouts: timingOut.failures,
-        failures: JSON.stringify({ ...slow.failuresByReason, ...timingOut.failuresByReason }),
-      },
-    });
+    recordReliability(
+      'fault',
+      'backend-slow',
+      faultRecord(
+        `JSON-RPC backend 300 ms slower for 3 s, then 3 s slower (relayer timeout 2 s) for 2 s, ${RPS} RPS`,
+        RPS,
+        [slow, timingOut],
+        ledger,
+        {
+          extra: {
+            median_latency_ms_at_300ms: slowMedian,
+            median_latency_ms_at_3000ms: median(timingOut.samples.map((x) => x.latencyMs)),
+            timeouts: timingOut.failures,
+          },
+        },
+      ),
+    );
     expectExactLedger(ledger, [slow, timingOut]);
     expect(ledger.client_successes).toBe(slow.samples.length);
   }, 60_000);

@@ -19,13 +19,12 @@
  * keeps them blind for about 7 s, and on a real chain a window lasts far longer than that. The
  * claim window opens 10 blocks after the grace period (see windowsOf).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { recordReliability } from '../helpers/reliability.js';
 import type { SessionWindows } from '../../protocol/index.js';
-import { startFaultStack, type FaultStack } from './harness.js';
+import { faultRecord, type FaultStack, useFaultStack } from './harness.js';
 import {
   SubmissionHeights,
-  faultRecord,
   heightReached,
   ledgerVerdict,
   mismatched,
@@ -45,21 +44,19 @@ const PROOF_WINDOW_BLOCKS = 12;
 const OUTAGE_MS = 4_000;
 const SKIPPED_BLOCKS = 6;
 
-let stack: FaultStack | undefined;
 let landed: SubmissionHeights | undefined;
 
-beforeAll(async () => {
-  stack = await startFaultStack({
+const stack = useFaultStack(
+  {
     relayers: 1,
     miners: 2,
     genesis: windowsOf(CLAIM_OPEN_OFFSET_BLOCKS, CLAIM_WINDOW_BLOCKS, PROOF_WINDOW_BLOCKS),
-  });
-  landed = new SubmissionHeights(stack.net);
-}, 90_000);
-afterAll(async () => {
-  landed?.close();
-  await stack?.stop();
-}, 30_000);
+  },
+  {
+    started: (s) => (landed = new SubmissionHeights(s.net)),
+    stopping: () => landed?.close(),
+  },
+);
 
 /** Per miner: newest height its block feed delivered, heights delivered, gaps reported. */
 async function feedState(s: FaultStack): Promise<{ height: number; blocks: number; gaps: number }[]> {
@@ -92,7 +89,7 @@ async function nextSession(s: FaultStack): Promise<SessionWindows> {
 
 describe('chain faults', () => {
   it('node RPC unavailable for 4 s (HTTP and websocket): miners catch up every height, no claim lost', async () => {
-    const s = stack!;
+    const s = stack();
     const before = await feedState(s);
     const claimedBefore = landed!.claims.size;
     // Relays held up by the outage are given time to finish: one the relayer serves after the
@@ -154,7 +151,7 @@ describe('chain faults', () => {
   }, 75_000);
 
   it('block gaps: miners miss the events of 6 blocks twice, fill them from /block, no claim or proof lost', async () => {
-    const s = stack!;
+    const s = stack();
     const before = await feedState(s);
     const w = await nextSession(s);
     const end = w.session_end_height;
@@ -191,7 +188,7 @@ describe('chain faults', () => {
   }, 75_000);
 
   it('tx dropped after CheckTx: the reconciler re-broadcasts a claim and a proof, both land in their windows', async () => {
-    const s = stack!;
+    const s = stack();
     const rebroadcasts = async (phase: string): Promise<number> =>
       (await minerMetric(s, 'ha_miner_rebroadcasts_total', { phase, result: 'accepted' })).reduce(
         (a, b) => a + b,

@@ -3,29 +3,22 @@
  * answer verifies, and the chain claims exactly the relays the client saw succeed, every claim
  * proved and settled.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { recordReliability } from '../helpers/reliability.js';
-import { claimWindowOpenOffset, startFaultStack, type FaultStack } from './harness.js';
+import { faultRecord, claimWindowOpenOffset, useFaultStack } from './harness.js';
 
-let stack: FaultStack | undefined;
-
-beforeAll(async () => {
-  // 1 s blocks (4 s sessions) and a claim window opening two blocks after the grace period:
-  // relays slowed by a busy machine still reach the miners before the claim is built.
-  stack = await startFaultStack({
-    relayers: 2,
-    miners: 2,
-    blockTimeMs: 1_000,
-    genesis: claimWindowOpenOffset(2),
-  });
-}, 90_000);
-afterAll(async () => {
-  await stack?.stop();
-}, 30_000);
+// 1 s blocks (4 s sessions) and a claim window opening two blocks after the grace period:
+// relays slowed by a busy machine still reach the miners before the claim is built.
+const stack = useFaultStack({
+  relayers: 2,
+  miners: 2,
+  blockTimeMs: 1_000,
+  genesis: claimWindowOpenOffset(2),
+});
 
 describe('fault stack without a fault', () => {
   it('serves 100 RPS over two relayer processes and the chain claims exactly the client successes', async () => {
-    const s = stack!;
+    const s = stack();
     expect(s.relayers.map((r) => r.running)).toEqual([true, true]);
     expect(s.miners.map((m) => m.running)).toEqual([true, true]);
     const load = await s.load({ rps: 100, durationMs: 4_000 });
@@ -42,18 +35,13 @@ describe('fault stack without a fault', () => {
       new Set(s.keys.suppliers.map((k) => k.address)),
     );
     const ledger = await s.ledger(load);
-    recordReliability('fault', 'no-fault-baseline', {
-      scenario: 'no fault: 2 relayer and 2 miner processes, 100 RPS for 4 s',
-      load_rps: 100,
-      duration_s: Math.round(load.durationMs / 100) / 10,
-      client_successes: ledger.client_successes,
-      client_failures: load.failures,
-      claimed_on_chain: ledger.claimed_on_chain,
-      relays_lost: ledger.relays_lost,
-      expired_claims: ledger.expired_claims,
-      missed_proofs: ledger.missed_proofs,
-      extra: { sessions: ledger.perSession.length },
-    });
+    recordReliability(
+      'fault',
+      'no-fault-baseline',
+      faultRecord('no fault: 2 relayer and 2 miner processes, 100 RPS for 4 s', 100, load, ledger, {
+        extra: { sessions: ledger.perSession.length },
+      }),
+    );
     expect({
       client: ledger.client_successes,
       claimed: ledger.claimed_on_chain,

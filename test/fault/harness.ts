@@ -22,6 +22,7 @@ import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { afterAll, beforeAll } from 'vitest';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import { stringify } from 'yaml';
@@ -56,6 +57,7 @@ import {
 import { MinerLedger, createMinerLifecycleMetrics } from '../../miner/index.js';
 import { selectBackend } from '../../rings/index.js';
 import { KeyBuilder } from '../../transport/index.js';
+import type { FaultRecord } from '../helpers/reliability.js';
 import { freePort, startRedisServer, stopRedisServer } from '../helpers/redis-server.js';
 
 export interface FaultStackOptions {
@@ -904,4 +906,56 @@ export async function startFaultStack(o: FaultStackOptions = {}): Promise<FaultS
     await stop();
     throw err;
   }
+}
+
+/** The FaultRecord of one run (several loads: their failures and durations summed). */
+export function faultRecord(
+  scenario: string,
+  rps: number,
+  load: LoadResult | LoadResult[],
+  ledger: LedgerCheck,
+  more: Pick<FaultRecord, 'recovery_ms' | 'extra'> = {},
+): FaultRecord {
+  const loads = Array.isArray(load) ? load : [load];
+  const failures: Record<string, number> = {};
+  for (const l of loads) {
+    for (const [reason, n] of Object.entries(l.failuresByReason))
+      failures[reason] = (failures[reason] ?? 0) + n;
+  }
+  return {
+    scenario,
+    load_rps: rps,
+    duration_s: Math.round(loads.reduce((ms, l) => ms + l.durationMs, 0) / 100) / 10,
+    client_successes: ledger.client_successes,
+    client_failures: loads.reduce((n, l) => n + l.failures, 0),
+    claimed_on_chain: ledger.claimed_on_chain,
+    relays_lost: ledger.relays_lost,
+    expired_claims: ledger.expired_claims,
+    missed_proofs: ledger.missed_proofs,
+    ...(more.recovery_ms === undefined ? {} : { recovery_ms: more.recovery_ms }),
+    extra: { ...more.extra, client_failures_by_reason: JSON.stringify(failures) },
+  };
+}
+
+/**
+ * A stack for the tests of one file: started before them (then `started`, if given), stopped
+ * after them (`stopping` first), also when they fail. The getter throws if it did not start.
+ */
+export function useFaultStack(
+  o: FaultStackOptions,
+  hooks: { started?: (s: FaultStack) => void; stopping?: () => void } = {},
+): () => FaultStack {
+  let stack: FaultStack | undefined;
+  beforeAll(async () => {
+    stack = await startFaultStack(o);
+    hooks.started?.(stack);
+  }, 120_000);
+  afterAll(async () => {
+    hooks.stopping?.();
+    await stack?.stop();
+  }, 30_000);
+  return () => {
+    if (stack === undefined) throw new Error('the fault stack did not start');
+    return stack;
+  };
 }

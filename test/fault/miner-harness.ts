@@ -14,7 +14,6 @@ import type { Localnet } from '../../localnet/index.js';
 import { sessionParamsOf } from '../../localnet/index.js';
 import { pb, sessionWindows, type SessionWindows } from '../../protocol/index.js';
 import { KeyBuilder } from '../../transport/index.js';
-import type { FaultRecord } from '../helpers/reliability.js';
 import {
   metricValue,
   type FaultStack,
@@ -222,35 +221,6 @@ export class SubmissionHeights {
   close(): void {
     this.off();
   }
-}
-
-/** The FaultRecord of one run (several loads: their failures and durations summed). */
-export function faultRecord(
-  scenario: string,
-  rps: number,
-  load: LoadResult | LoadResult[],
-  ledger: LedgerCheck,
-  more: Pick<FaultRecord, 'recovery_ms' | 'extra'> = {},
-): FaultRecord {
-  const loads = Array.isArray(load) ? load : [load];
-  const failures: Record<string, number> = {};
-  for (const l of loads) {
-    for (const [reason, n] of Object.entries(l.failuresByReason))
-      failures[reason] = (failures[reason] ?? 0) + n;
-  }
-  return {
-    scenario,
-    load_rps: rps,
-    duration_s: Math.round(loads.reduce((ms, l) => ms + l.durationMs, 0) / 100) / 10,
-    client_successes: ledger.client_successes,
-    client_failures: loads.reduce((n, l) => n + l.failures, 0),
-    claimed_on_chain: ledger.claimed_on_chain,
-    relays_lost: ledger.relays_lost,
-    expired_claims: ledger.expired_claims,
-    missed_proofs: ledger.missed_proofs,
-    ...(more.recovery_ms === undefined ? {} : { recovery_ms: more.recovery_ms }),
-    extra: { ...more.extra, client_failures_by_reason: JSON.stringify(failures) },
-  };
 }
 
 /** The acceptance of every scenario: the chain claimed exactly the client's successes, all proved. */

@@ -18,14 +18,13 @@
  * seals the trie. Windows are 20 blocks (8 s at 400 ms blocks) instead of the stack's 4, so a window
  * is longer than a takeover, as on a real chain where windows last many minutes.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { recordReliability } from '../helpers/reliability.js';
-import { startFaultStack, type FaultStack } from './harness.js';
+import { faultRecord, type FaultStack, useFaultStack } from './harness.js';
 import {
   SubmissionHeights,
   MinerNames,
   consumerIdleMs,
-  faultRecord,
   instanceIdOf,
   leaseHolder,
   leaseOwners,
@@ -48,22 +47,20 @@ const TAKEOVER_LIMIT_MS = 5_000;
 const TRICKLE_RPS = 20;
 
 const names = new MinerNames();
-let stack: FaultStack | undefined;
 let landed: SubmissionHeights | undefined;
 
-beforeAll(async () => {
-  stack = await startFaultStack({
+const stack = useFaultStack(
+  {
     relayers: 1,
     miners: 2,
     genesis: windowsOf(CLAIM_OPEN_OFFSET_BLOCKS, WINDOW_BLOCKS, WINDOW_BLOCKS),
     minerConfig: names.hook,
-  });
-  landed = new SubmissionHeights(stack.net);
-}, 90_000);
-afterAll(async () => {
-  landed?.close();
-  await stack?.stop();
-}, 30_000);
+  },
+  {
+    started: (s) => (landed = new SubmissionHeights(s.net)),
+    stopping: () => landed?.close(),
+  },
+);
 
 /** Waits until each miner holds exactly one supplier lease; returns the owner of each supplier. */
 async function splitLeases(s: FaultStack, timeoutMs: number): Promise<number[]> {
@@ -115,7 +112,7 @@ async function killAndMeasureTakeover(
 
 describe('miner owner SIGKILL', () => {
   it('mid-session: the survivor takes the lease within 5 s and the chain claims exactly the client successes', async () => {
-    const s = stack!;
+    const s = stack();
     const owners = await splitLeases(s, 20_000);
     const supplier = s.keys.suppliers[0]!.address;
     const victim = owners[0]!;
@@ -162,7 +159,7 @@ describe('miner owner SIGKILL', () => {
   }, 75_000);
 
   it('between claim and proof: the survivor proves the dead owner claims; claimed = client successes', async () => {
-    const s = stack!;
+    const s = stack();
     // The replica killed above comes back; the survivor hands one supplier over to it.
     const restarted = s.miners.findIndex((m) => !m.running);
     if (restarted >= 0) await s.miners[restarted]!.start();

@@ -11,34 +11,28 @@
  *   OOM error and counted in `ha_transport_redis_publish_errors_total{reason="oom"}`; once memory
  *   is freed, relays are served and claimed again and the miners still hold every lease.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { KeyBuilder } from '../../transport/index.js';
 import { recordReliability } from '../helpers/reliability.js';
 import {
+  faultRecord,
   claimWindowOpenOffset,
   metricValue,
-  startFaultStack,
   type FaultStack,
   type LedgerCheck,
   type LoadResult,
+  useFaultStack,
 } from './harness.js';
 
 const BLOCK_MS = 1_000;
 const RPS = 120;
 
-let stack: FaultStack | undefined;
-
-beforeAll(async () => {
-  stack = await startFaultStack({
-    relayers: 2,
-    miners: 2,
-    blockTimeMs: BLOCK_MS,
-    genesis: claimWindowOpenOffset(2),
-  });
-}, 90_000);
-afterAll(async () => {
-  await stack?.stop();
-}, 30_000);
+const stack = useFaultStack({
+  relayers: 2,
+  miners: 2,
+  blockTimeMs: BLOCK_MS,
+  genesis: claimWindowOpenOffset(2),
+});
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -75,13 +69,9 @@ function p99(values: number[]): number {
   return sorted.length === 0 ? 0 : Math.round(sorted[Math.ceil(0.99 * sorted.length) - 1]!);
 }
 
-function durationS(load: LoadResult): number {
-  return Math.round(load.durationMs / 100) / 10;
-}
-
 describe('redis faults under load', () => {
   it('redis-restart: SIGKILL and restart of Redis loses no relay the client saw succeed', async () => {
-    const s = stack!;
+    const s = stack();
     await s.awaitFreshSession();
     const started = performance.now();
     const loading = s.load({ rps: RPS, durationMs: 6_000, timeoutMs: 10_000 });
@@ -118,32 +108,32 @@ describe('redis faults under load', () => {
     const during = load.samples.filter((x) => x.startMs >= downStart && x.startMs < downEnd);
     expect(during.length).toBeGreaterThan(50);
     const ledger = await s.ledger(load);
-    recordReliability('fault', 'redis-restart', {
-      scenario: `redis-server SIGKILLed at 2 s and restarted (append-only, same files) 1 s later under ${RPS} RPS`,
-      load_rps: RPS,
-      duration_s: durationS(load),
-      client_successes: ledger.client_successes,
-      client_failures: load.failures,
-      claimed_on_chain: ledger.claimed_on_chain,
-      relays_lost: ledger.relays_lost,
-      expired_claims: ledger.expired_claims,
-      missed_proofs: ledger.missed_proofs,
-      recovery_ms: Math.round(recoveredAt - killedAt),
-      extra: {
-        redis_down_ms: Math.round(restartedAt - killedAt),
-        publish_resumed_after_restart_ms: Math.round(recoveredAt - restartedAt),
-        relays_sent_while_down: during.length,
-        successes_while_down: during.filter((x) => x.ok).length,
-        failures: JSON.stringify(load.failuresByReason),
-      },
-    });
+    recordReliability(
+      'fault',
+      'redis-restart',
+      faultRecord(
+        `redis-server SIGKILLed at 2 s and restarted (append-only, same files) 1 s later under ${RPS} RPS`,
+        RPS,
+        load,
+        ledger,
+        {
+          recovery_ms: Math.round(recoveredAt - killedAt),
+          extra: {
+            redis_down_ms: Math.round(restartedAt - killedAt),
+            publish_resumed_after_restart_ms: Math.round(recoveredAt - restartedAt),
+            relays_sent_while_down: during.length,
+            successes_while_down: during.filter((x) => x.ok).length,
+          },
+        },
+      ),
+    );
     expectExactLedger(ledger, load);
     // Most relays sent while Redis was down were still served (fail-open meter, buffered publish).
     expect(during.filter((x) => x.ok).length).toBeGreaterThan(during.length / 2);
   }, 60_000);
 
   it('redis-pause: DEBUG SLEEP 2 under load loses nothing', async () => {
-    const s = stack!;
+    const s = stack();
     await s.awaitFreshSession();
     const started = performance.now();
     const loading = s.load({ rps: RPS, durationMs: 6_000, timeoutMs: 10_000 });
@@ -157,33 +147,27 @@ describe('redis faults under load', () => {
     expect(pauseEnd - pauseStart).toBeGreaterThanOrEqual(1_900);
     expect(during.length).toBeGreaterThan(100);
     const ledger = await s.ledger(load);
-    recordReliability('fault', 'redis-pause', {
-      scenario: `Redis DEBUG SLEEP 2 at 2 s under ${RPS} RPS`,
-      load_rps: RPS,
-      duration_s: durationS(load),
-      client_successes: ledger.client_successes,
-      client_failures: load.failures,
-      claimed_on_chain: ledger.claimed_on_chain,
-      relays_lost: ledger.relays_lost,
-      expired_claims: ledger.expired_claims,
-      missed_proofs: ledger.missed_proofs,
-      recovery_ms: Math.round(Math.max(0, ...during.map((x) => x.startMs + x.latencyMs)) - pauseStart),
-      extra: {
-        pause_ms: Math.round(pauseEnd - pauseStart),
-        p99_latency_ms_during_pause: p99(during.map((x) => x.latencyMs)),
-        p99_latency_ms_before_pause: p99(before.map((x) => x.latencyMs)),
-        relays_sent_during_pause: during.length,
-        successes_during_pause: during.filter((x) => x.ok).length,
-        failures: JSON.stringify(load.failuresByReason),
-      },
-    });
+    recordReliability(
+      'fault',
+      'redis-pause',
+      faultRecord(`Redis DEBUG SLEEP 2 at 2 s under ${RPS} RPS`, RPS, load, ledger, {
+        recovery_ms: Math.round(Math.max(0, ...during.map((x) => x.startMs + x.latencyMs)) - pauseStart),
+        extra: {
+          pause_ms: Math.round(pauseEnd - pauseStart),
+          p99_latency_ms_during_pause: p99(during.map((x) => x.latencyMs)),
+          p99_latency_ms_before_pause: p99(before.map((x) => x.latencyMs)),
+          relays_sent_during_pause: during.length,
+          successes_during_pause: during.filter((x) => x.ok).length,
+        },
+      }),
+    );
     expectExactLedger(ledger, load);
     // A 2 s pause is shorter than any timeout on the path: every relay was answered successfully.
     expect(load.failuresByReason).toEqual({});
   }, 60_000);
 
   it('redis-oom: refused writes are answered as failures, reported, and service resumes after memory is freed', async () => {
-    const s = stack!;
+    const s = stack();
     await s.awaitFreshSession();
     const admin = s.redis.client();
     const used = Number(/used_memory:(\d+)/.exec(await admin.info('memory'))![1]);
@@ -233,28 +217,29 @@ describe('redis faults under load', () => {
     );
     const ledger = await s.ledger([underOom, after]);
     const failureReasons = Object.keys(underOom.failuresByReason).sort();
-    recordReliability('fault', 'redis-oom', {
-      scenario: `Redis maxmemory reached (noeviction) for 3 s of ${RPS} RPS, then memory freed and 4 s more`,
-      load_rps: RPS,
-      duration_s: durationS(underOom) + durationS(after),
-      client_successes: ledger.client_successes,
-      client_failures: underOom.failures + after.failures,
-      claimed_on_chain: ledger.claimed_on_chain,
-      relays_lost: ledger.relays_lost,
-      expired_claims: ledger.expired_claims,
-      missed_proofs: ledger.missed_proofs,
-      recovery_ms: firstOk === undefined ? -1 : Math.round(firstOk.startMs + firstOk.latencyMs),
-      extra: {
-        successes_under_oom: underOom.successes,
-        failures_under_oom: underOom.failures,
-        failure_reasons_under_oom: JSON.stringify(underOom.failuresByReason),
-        successes_after_free: after.successes,
-        failures_after_free: after.failures,
-        oom_log_lines: oomLines.length,
-        oom_refusals_metric: oomRefusalsMetric,
-        oom_ms: Math.round(freedAt - oomAt),
-      },
-    });
+    recordReliability(
+      'fault',
+      'redis-oom',
+      faultRecord(
+        `Redis maxmemory reached (noeviction) for 3 s of ${RPS} RPS, then memory freed and 4 s more`,
+        RPS,
+        [underOom, after],
+        ledger,
+        {
+          recovery_ms: firstOk === undefined ? -1 : Math.round(firstOk.startMs + firstOk.latencyMs),
+          extra: {
+            successes_under_oom: underOom.successes,
+            failures_under_oom: underOom.failures,
+            failure_reasons_under_oom: JSON.stringify(underOom.failuresByReason),
+            successes_after_free: after.successes,
+            failures_after_free: after.failures,
+            oom_log_lines: oomLines.length,
+            oom_refusals_metric: oomRefusalsMetric,
+            oom_ms: Math.round(freedAt - oomAt),
+          },
+        },
+      ),
+    );
     // Nothing the client saw succeed may be unclaimed — during the OOM or after it.
     expectExactLedger(ledger, [underOom, after]);
     // Relays Redis could not take were refused at the client: 503, "could not be recorded".

@@ -6,9 +6,9 @@
  * the kill is claimed although its answer was lost with the process, so the chain may claim more
  * than the client saw, but never more than the relays in flight at the kill (reset, not refused).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { recordReliability } from '../helpers/reliability.js';
-import { claimWindowOpenOffset, startFaultStack, type FaultStack } from './harness.js';
+import { claimWindowOpenOffset, faultRecord, useFaultStack } from './harness.js';
 
 const RPS = 150;
 const DURATION_MS = 6_000;
@@ -17,25 +17,18 @@ const RESTART_AT_MS = 4_000;
 /** Sessions of 4 s: a relayer or miner slowed by a busy machine still sees relays well inside their session. */
 const BLOCK_MS = 1_000;
 
-let stack: FaultStack | undefined;
-
-beforeAll(async () => {
-  stack = await startFaultStack({
-    relayers: 2,
-    miners: 2,
-    blockTimeMs: BLOCK_MS,
-    genesis: claimWindowOpenOffset(2),
-  });
-}, 90_000);
-afterAll(async () => {
-  await stack?.stop();
-}, 30_000);
+const stack = useFaultStack({
+  relayers: 2,
+  miners: 2,
+  blockTimeMs: BLOCK_MS,
+  genesis: claimWindowOpenOffset(2),
+});
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 describe('relayer SIGKILL under load', () => {
   it('claims every relay the client saw succeed, and beyond them only relays in flight at the kill', async () => {
-    const s = stack!;
+    const s = stack();
     const started = performance.now();
     const loading = s.load({ rps: RPS, durationMs: DURATION_MS, timeoutMs: 10_000 });
     await sleep(KILL_AT_MS);
@@ -71,25 +64,26 @@ describe('relayer SIGKILL under load', () => {
     const inFlightAtKill = r0Failures.filter((x) => !(x.message ?? '').includes('ECONNREFUSED')).length;
 
     const ledger = await s.ledger([load, after]);
-    recordReliability('fault', 'relayer-sigkill', {
-      scenario: `relayer 0 of 2 SIGKILLed at ${KILL_AT_MS / 1000} s and restarted at ${RESTART_AT_MS / 1000} s under ${RPS} RPS`,
-      load_rps: RPS,
-      duration_s: Math.round((load.durationMs + after.durationMs) / 100) / 10,
-      client_successes: ledger.client_successes,
-      client_failures: load.failures + after.failures,
-      claimed_on_chain: ledger.claimed_on_chain,
-      relays_lost: ledger.relays_lost,
-      expired_claims: ledger.expired_claims,
-      missed_proofs: ledger.missed_proofs,
-      recovery_ms: recoveryMs,
-      extra: {
-        relayer0_failures: r0Failures.length,
-        in_flight_at_kill: inFlightAtKill,
-        claimed_without_client_success: Math.max(0, -ledger.relays_lost),
-        relayer1_failures: r1.length - r1.filter((x) => x.ok).length,
-        sessions: ledger.perSession.length,
-      },
-    });
+    recordReliability(
+      'fault',
+      'relayer-sigkill',
+      faultRecord(
+        `relayer 0 of 2 SIGKILLed at ${KILL_AT_MS / 1000} s and restarted at ${RESTART_AT_MS / 1000} s under ${RPS} RPS`,
+        RPS,
+        [load, after],
+        ledger,
+        {
+          recovery_ms: recoveryMs,
+          extra: {
+            relayer0_failures: r0Failures.length,
+            in_flight_at_kill: inFlightAtKill,
+            claimed_without_client_success: Math.max(0, -ledger.relays_lost),
+            relayer1_failures: r1.length - r1.filter((x) => x.ok).length,
+            sessions: ledger.perSession.length,
+          },
+        },
+      ),
+    );
     // No relay the client saw succeed is unclaimed, in any session; the only relays claimed beyond
     // the client's successes are ones that were in flight at the kill; every claim proved.
     const off = ledger.perSession.filter((p) => p.claimed < p.client || !p.proved);

@@ -1,5 +1,5 @@
 /**
- * `npm run reliability [-- --soak 60s] [-- --render-only]`: runs the reliability suites and writes
+ * `npm run reliability [-- --soak 300s] [-- --render-only]`: runs the reliability suites and writes
  * docs/RELIABILITY.md from what they measured.
  *
  *   1. the fault, hostile-input and fuzz tests (test/fault, test/hostile, test/fuzz) with vitest's
@@ -28,7 +28,7 @@ if (args.includes('--help') || args.includes('-h')) {
       'Runs test/fault, test/hostile and test/fuzz, the fuzz bench (100,000+ cases) and a soak run,',
       'then writes docs/RELIABILITY.md from the figures they recorded in reports/reliability/.',
       '',
-      '  --soak <duration>  soak length passed to `npm run soak -- --duration` (default 60s)',
+      '  --soak <duration>  soak length passed to `npm run soak -- --duration` (default 300s; shorter runs still show heap warm-up)',
       '  --render-only      only render docs/RELIABILITY.md from the records already there',
       '',
     ].join('\n'),
@@ -37,7 +37,7 @@ if (args.includes('--help') || args.includes('-h')) {
 }
 const renderOnly = args.includes('--render-only');
 const soakAt = args.indexOf('--soak');
-const soakDuration = soakAt >= 0 ? (args[soakAt + 1] ?? '60s') : '60s';
+const soakDuration = soakAt >= 0 ? (args[soakAt + 1] ?? '300s') : '300s';
 
 const dir = reliabilityDir();
 const vitestReport = join(dir, 'vitest.json');
