@@ -83,7 +83,11 @@ function redisVersion(): string {
   return /v=(\S+)/.exec(r.stdout ?? '')?.[1] ?? 'unknown';
 }
 
-const dirty = git('status', '--porcelain').length > 0 ? ' (with uncommitted changes)' : '';
+// The page itself does not count: it is what this call rewrites.
+const dirty =
+  git('status', '--porcelain', '--', '.', ':!docs/RELIABILITY.md').length > 0
+    ? ' (with uncommitted changes)'
+    : '';
 const page = renderReliability(records, vitest, {
   generatedAt: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
   commit: `${git('rev-parse', '--short', 'HEAD')}${dirty}`,
