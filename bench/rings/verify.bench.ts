@@ -1,6 +1,6 @@
 /**
  * Ring signature verification: noble vs native libsecp256k1 on one thread, then each through the
- * Piscina verify pool. Ratios: native ÷ noble (same ring size, same mode) and pool ÷ single
+ * worker-thread verify pool. Ratios: native ÷ noble (same ring size, same mode) and pool ÷ single
  * thread (same backend, same ring size).
  *
  * Env: RINGS_BENCH_MS (per measurement, default 2000), RINGS_BENCH_THREADS (pool threads,
