@@ -11,13 +11,7 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_TIMEOUT_PROFILES } from '../../relayer/index.js';
 import { recordReliability } from '../helpers/reliability.js';
-import {
-  faultRecord,
-  claimWindowOpenOffset,
-  type LedgerCheck,
-  type LoadResult,
-  useFaultStack,
-} from './harness.js';
+import { faultRecord, claimWindowOpenOffset, useFaultStack, expectExactLedger } from './harness.js';
 
 const BLOCK_MS = 1_000;
 const RPS = 100;
@@ -45,20 +39,6 @@ const stack = useFaultStack({
 });
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-function expectExactLedger(ledger: LedgerCheck, loads: LoadResult[]): void {
-  const successes = loads.reduce((n, l) => n + l.successes, 0);
-  const off = ledger.perSession.filter((p) => p.claimed !== p.client || !p.proved);
-  expect(
-    {
-      claimed: ledger.claimed_on_chain,
-      lost: ledger.relays_lost,
-      expired: ledger.expired_claims,
-      missed: ledger.missed_proofs,
-    },
-    JSON.stringify(off),
-  ).toEqual({ claimed: successes, lost: 0, expired: 0, missed: 0 });
-}
 
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);

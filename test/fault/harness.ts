@@ -22,7 +22,7 @@ import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import { stringify } from 'yaml';
@@ -958,4 +958,19 @@ export function useFaultStack(
     if (stack === undefined) throw new Error('the fault stack did not start');
     return stack;
   };
+}
+
+/** The acceptance of a scenario: claimed on chain = the client's successes, every session proved. */
+export function expectExactLedger(ledger: LedgerCheck, load: LoadResult | LoadResult[]): void {
+  const successes = (Array.isArray(load) ? load : [load]).reduce((n, l) => n + l.successes, 0);
+  const off = ledger.perSession.filter((p) => p.claimed !== p.client || !p.proved);
+  expect(
+    {
+      claimed: ledger.claimed_on_chain,
+      lost: ledger.relays_lost,
+      expired: ledger.expired_claims,
+      missed: ledger.missed_proofs,
+    },
+    JSON.stringify(off),
+  ).toEqual({ claimed: successes, lost: 0, expired: 0, missed: 0 });
 }

@@ -19,9 +19,8 @@ import {
   claimWindowOpenOffset,
   metricValue,
   type FaultStack,
-  type LedgerCheck,
-  type LoadResult,
   useFaultStack,
+  expectExactLedger,
 } from './harness.js';
 
 const BLOCK_MS = 1_000;
@@ -48,20 +47,6 @@ async function relayerMetric(
 ): Promise<number> {
   const pages = await Promise.all(s.relayers.map((r) => metricsPage(r.metricsUrl)));
   return pages.reduce((n, p) => n + metricValue(p, name, labels), 0);
-}
-
-function expectExactLedger(ledger: LedgerCheck, load: LoadResult | LoadResult[]): void {
-  const successes = (Array.isArray(load) ? load : [load]).reduce((n, l) => n + l.successes, 0);
-  const off = ledger.perSession.filter((p) => p.claimed !== p.client || !p.proved);
-  expect(
-    {
-      claimed: ledger.claimed_on_chain,
-      lost: ledger.relays_lost,
-      expired: ledger.expired_claims,
-      missed: ledger.missed_proofs,
-    },
-    JSON.stringify(off),
-  ).toEqual({ claimed: successes, lost: 0, expired: 0, missed: 0 });
 }
 
 function p99(values: number[]): number {
