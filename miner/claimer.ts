@@ -32,6 +32,7 @@ import type { ClaimJobRunner, MinerChain, SessionGroup, SessionTrees } from './l
 import type { MinerLedger } from './ledger.js';
 import type { MinerLifecycleMetrics } from './miner-metrics.js';
 import type { RebroadcastStore } from './reconciler.js';
+import { runTxAttempts } from './tx-attempts.js';
 import type { SessionSnapshot, SessionState, SessionStore } from './session-store.js';
 
 /** Estimated cost (uPOKT) of claiming and later proving one session of a supplier. */
@@ -136,8 +137,6 @@ export function isWindowRejection(log: string, codespace: string, code: number):
   if (codespace === 'proof' && (code === 1121 || code === 1122)) return true;
   return /outside\b.*\b(claim|proof) window|(claim|proof) window (is )?closed/i.test(log);
 }
-
-const defaultSleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** The header the claim carries: the chain's session at its start height, else the snapshot. */
 export function headerFromSnapshot(s: SessionSnapshot): SessionHeader {
@@ -309,28 +308,26 @@ export class Claimer implements ClaimJobRunner {
   private async submit(group: SessionGroup, built: BuiltClaim[]): Promise<string[]> {
     const { supplier } = group;
     const close = group.windows.claim_window_close_height;
-    let lastError = '';
-    let chainAnswered = false;
-    for (let attempt = 1; attempt <= this.cfg.max_attempts; attempt++) {
-      const h = Math.max(group.height, this.deps.currentHeight());
-      if (h >= close) {
-        for (const b of built) await this.finish(b.session, 'claim_window_closed', 'window_closed');
-        return [];
-      }
-      try {
-        const res = await this.deps.tx.createClaims(
+    const out = await runTxAttempts({
+      phase: 'claim',
+      supplier,
+      sessionEndHeight: group.sessionEndHeight,
+      groupHeight: group.height,
+      closeHeight: close,
+      maxAttempts: this.cfg.max_attempts,
+      retryDelayMs: this.cfg.retry_delay_ms,
+      currentHeight: this.deps.currentHeight,
+      metrics: this.deps.metrics,
+      log: this.log,
+      ...(this.deps.sleep !== undefined ? { sleep: this.deps.sleep } : {}),
+      send: (h) =>
+        this.deps.tx.createClaims(
           supplier,
           built.map((b) => b.msg),
           { blocksLeftInWindow: close - h, blockTimeMs: this.cfg.block_time_ms },
-        );
-        if (res.ok) {
-          this.deps.metrics.txAttempts.inc({ phase: 'claim', result: 'accepted' });
-          await this.succeed(group, built, res.txHash, res.feeAmount, h);
-          return [];
-        }
-        chainAnswered = true;
-        this.deps.metrics.txAttempts.inc({ phase: 'claim', result: `${res.stage}_rejected` });
-        lastError = `${res.codespace}/${res.code}: ${res.log}`;
+        ),
+      onAccepted: (txHash, fee, h) => this.succeed(group, built, txHash, fee, h),
+      onRefused: async (res) => {
         if (isWindowRejection(res.log, res.codespace, res.code)) {
           this.log.warn(
             { supplier, session_end_height: group.sessionEndHeight, raw_log: res.log },
@@ -349,17 +346,16 @@ export class Claimer implements ClaimJobRunner {
           for (const b of built) left.push(...(await this.submit(group, [b])));
           return left;
         }
-      } catch (err) {
-        this.deps.metrics.txAttempts.inc({ phase: 'claim', result: 'error' });
-        lastError = err instanceof Error ? err.message : String(err);
-      }
-      this.log.warn(
-        { supplier, session_end_height: group.sessionEndHeight, attempt, error: lastError },
-        'claim tx attempt failed',
-      );
-      if (attempt < this.cfg.max_attempts) await (this.deps.sleep ?? defaultSleep)(this.cfg.retry_delay_ms);
+        return undefined;
+      },
+    });
+    if (out.kind === 'accepted') return [];
+    if (out.kind === 'ended') return out.undecided;
+    if (out.kind === 'window_closed') {
+      for (const b of built) await this.finish(b.session, 'claim_window_closed', 'window_closed');
+      return [];
     }
-    const h = Math.max(group.height, this.deps.currentHeight());
+    const { chainAnswered, lastError, height: h } = out;
     if (!chainAnswered && close - h > this.cfg.min_blocks_left) {
       // Nothing reached the chain (node down): the sessions stay `claiming` and the next block
       // tries again while the window is open, instead of giving the claim up.

@@ -35,6 +35,7 @@ import type { MinerChain, ProofJobRunner, SessionGroup, SessionTrees } from './l
 import type { LostReason, MinerLedger } from './ledger.js';
 import type { MinerLifecycleMetrics } from './miner-metrics.js';
 import type { RebroadcastStore } from './reconciler.js';
+import { runTxAttempts } from './tx-attempts.js';
 import type { SessionSnapshot, SessionState, SessionStore } from './session-store.js';
 
 export type ProofTxSubmitter = Pick<TxClient, 'submitProofs'>;
@@ -130,8 +131,6 @@ interface BuiltProof {
   msg: pb.proofTx.MsgSubmitProof;
   count: bigint;
 }
-
-const defaultSleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export class Prover implements ProofJobRunner {
   private readonly cfg: Required<ProverConfig>;
@@ -294,29 +293,26 @@ export class Prover implements ProofJobRunner {
   private async submit(group: SessionGroup, built: BuiltProof[]): Promise<string[]> {
     const { supplier } = group;
     const close = group.windows.proof_window_close_height;
-    let lastError = '';
-    let chainAnswered = false;
-    for (let attempt = 1; attempt <= this.cfg.max_attempts; attempt++) {
-      const h = Math.max(group.height, this.deps.currentHeight());
-      if (h >= close) {
-        for (const b of built)
-          await this.finish(b.session, 'proof_window_closed', 'window_closed', 'proof_missing', b.count);
-        return [];
-      }
-      try {
-        const res = await this.deps.tx.submitProofs(
+    const out = await runTxAttempts({
+      phase: 'proof',
+      supplier,
+      sessionEndHeight: group.sessionEndHeight,
+      groupHeight: group.height,
+      closeHeight: close,
+      maxAttempts: this.cfg.max_attempts,
+      retryDelayMs: this.cfg.retry_delay_ms,
+      currentHeight: this.deps.currentHeight,
+      metrics: this.deps.metrics,
+      log: this.log,
+      ...(this.deps.sleep !== undefined ? { sleep: this.deps.sleep } : {}),
+      send: (h) =>
+        this.deps.tx.submitProofs(
           supplier,
           built.map((b) => b.msg),
           { blocksLeftInWindow: close - h, blockTimeMs: this.cfg.block_time_ms },
-        );
-        if (res.ok) {
-          this.deps.metrics.txAttempts.inc({ phase: 'proof', result: 'accepted' });
-          await this.succeed(group, built, res.txHash, res.feeAmount, h);
-          return [];
-        }
-        chainAnswered = true;
-        this.deps.metrics.txAttempts.inc({ phase: 'proof', result: `${res.stage}_rejected` });
-        lastError = `${res.codespace}/${res.code}: ${res.log}`;
+        ),
+      onAccepted: (txHash, fee, h) => this.succeed(group, built, txHash, fee, h),
+      onRefused: async (res) => {
         if (isWindowRejection(res.log, res.codespace, res.code)) {
           for (const b of built) {
             await this.finish(b.session, 'proof_window_closed', 'window_rejected', 'proof_missing', b.count);
@@ -345,17 +341,17 @@ export class Prover implements ProofJobRunner {
           }
           return [];
         }
-      } catch (err) {
-        this.deps.metrics.txAttempts.inc({ phase: 'proof', result: 'error' });
-        lastError = err instanceof Error ? err.message : String(err);
-      }
-      this.log.warn(
-        { supplier, session_end_height: group.sessionEndHeight, attempt, error: lastError },
-        'proof tx attempt failed',
-      );
-      if (attempt < this.cfg.max_attempts) await (this.deps.sleep ?? defaultSleep)(this.cfg.retry_delay_ms);
+        return undefined;
+      },
+    });
+    if (out.kind === 'accepted') return [];
+    if (out.kind === 'ended') return out.undecided;
+    if (out.kind === 'window_closed') {
+      for (const b of built)
+        await this.finish(b.session, 'proof_window_closed', 'window_closed', 'proof_missing', b.count);
+      return [];
     }
-    const h = Math.max(group.height, this.deps.currentHeight());
+    const { chainAnswered, lastError, height: h } = out;
     if (!chainAnswered && h < close - 1) {
       // Nothing reached the chain (node down): the sessions stay `proving` and the next block
       // tries again while the window is open, instead of giving the proof up.
