@@ -255,10 +255,12 @@ export class StreamPublisher {
     // double the commands when every relay is flushed on its own).
     const now = Date.now();
     const refresh = Math.min(TTL_REFRESH_MS, (this.cfg.ttl_seconds * 1000) / 2);
+    const expiring: string[] = [];
     for (const s of streams) {
       if (now - (this.ttlRefreshedAt.get(s) ?? -Infinity) < refresh) continue;
       pipe.expire(s, this.cfg.ttl_seconds);
       this.ttlRefreshedAt.set(s, now);
+      expiring.push(s);
     }
     let results: [Error | null, unknown][] | null;
     try {
@@ -295,10 +297,9 @@ export class StreamPublisher {
         p.ack?.settle({ ok: false, code: 'WRITE_REFUSED', reason: err.message });
       }
     });
-    const expired = [...streams].filter((s) => this.ttlRefreshedAt.get(s) === now);
     results.slice(batch.length).forEach(([err], i) => {
       if (err === null) return;
-      const stream = expired[i];
+      const stream = expiring[i];
       if (stream !== undefined) this.ttlRefreshedAt.delete(stream);
       this.log.warn({ err, stream }, 'stream EXPIRE failed; retried with the next batch');
     });
