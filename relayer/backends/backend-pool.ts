@@ -169,9 +169,10 @@ export class BackendPool {
     const labels = { service_id: this.opts.serviceId, rpc_type: this.opts.type };
     const maxRetries = req.maxRetries ?? this.opts.backend.max_retries;
     const timeoutMs = this.opts.timeouts.request_timeout_seconds * 1000;
-    // One controller per relay for both the deadline and the client going away. The timer is
-    // left running after the answer headers so it also bounds reading the body (unref'd, and
-    // aborting a finished request is a no-op).
+    // One controller per relay for both the deadline and the client going away. The timer keeps
+    // running after the answer headers so it also bounds reading the body; it is cleared once the
+    // returned body closes (read, dumped or destroyed) or at once when no body is returned, so a
+    // finished relay leaves no timer (and no controller it holds) behind for the whole timeout.
     const controller = new AbortController();
     const deadline = { aborted: false };
     const timer = setTimeout(() => {
@@ -179,6 +180,11 @@ export class BackendPool {
       controller.abort(new Error(`backend request exceeded ${timeoutMs} ms`));
     }, timeoutMs);
     timer.unref();
+    const settled = (r: BackendResult): BackendResult => {
+      if (r.ok && !r.body.closed) r.body.once('close', () => clearTimeout(timer));
+      else clearTimeout(timer);
+      return r;
+    };
     if (req.signal !== undefined) {
       if (req.signal.aborted) controller.abort(req.signal.reason);
       else req.signal.addEventListener('abort', () => controller.abort(req.signal?.reason), { once: true });
@@ -226,7 +232,7 @@ export class BackendPool {
         ep.breaker.recordSuccess();
         m.backendRequests.inc({ ...labels, outcome: res.statusCode >= 400 ? 'http_4xx' : 'ok' });
         if (last?.ok === true) await last.body.dump().catch(() => undefined);
-        return result;
+        return settled(result);
       } catch (err) {
         const outcome = this.classify(err, req.signal, deadline);
         m.backendRequests.inc({ ...labels, outcome });
@@ -239,18 +245,17 @@ export class BackendPool {
         }
         if (last?.ok === true) await last.body.dump().catch(() => undefined);
         // Timeouts and cancellations are not breaker failures and are not retried.
-        return {
+        return settled({
           ok: false,
           code: outcome === 'cancelled' ? 'CLIENT_DISCONNECTED' : 'BACKEND_TIMEOUT',
           endpoint: ep.name,
           attempts,
           error,
-        };
+        });
       }
     }
-    if (last === undefined) return { ok: false, code: 'BACKEND_UNAVAILABLE', attempts };
-    if (last.ok) return { ...last, attempts };
-    return { ...last, attempts };
+    if (last === undefined) return settled({ ok: false, code: 'BACKEND_UNAVAILABLE', attempts });
+    return settled({ ...last, attempts });
   }
 
   private classify(

@@ -1,7 +1,7 @@
 import { createServer } from 'node:net';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { JsonRpcBackend } from '../../localnet/backends/index.js';
 import { validateRelayerConfig, type RelayerConfig } from '../../relayer/config.js';
 import { RelayerMetrics } from '../../relayer/metrics.js';
@@ -176,6 +176,49 @@ describe('BackendPool against demo JSON-RPC backends', () => {
       attempts: 1,
     });
     expect(pool.endpoints.map((e) => e.breaker.failures)).toEqual([0, 0]);
+  });
+
+  it('clears its deadline timer once the answer body is read, or at once when there is no body', async () => {
+    // A timer left running for the whole request timeout would hold every finished relay's
+    // controller (and what it references) for that long.
+    const { pool } = build(config(`        urls: ["${a.url}"]`));
+    /** Watches timers of ≥ 1 s (the request deadline; the profile's timeout is 1 s or more). */
+    const deadlines = () => {
+      const set = vi.spyOn(globalThis, 'setTimeout');
+      const clear = vi.spyOn(globalThis, 'clearTimeout');
+      return {
+        created: (): unknown[] =>
+          set.mock.calls.flatMap((c, i) => ((c[1] ?? 0) >= 1000 ? [set.mock.results[i]!.value] : [])),
+        cleared: (t: unknown): boolean => clear.mock.calls.some((c) => c[0] === t),
+        restore: () => {
+          set.mockRestore();
+          clear.mockRestore();
+        },
+      };
+    };
+
+    const ok = deadlines();
+    try {
+      const r = await pool.forward(call('eth_chainId'));
+      expect(ok.created()).toHaveLength(1);
+      // Still running while the body is unread: it also bounds reading the body.
+      expect(ok.cleared(ok.created()[0])).toBe(false);
+      expect(await settle(r)).toMatchObject({ ok: true, status: 200, body: { result: '0x1' } });
+      await new Promise((res) => setImmediate(res));
+      expect(ok.cleared(ok.created()[0])).toBe(true);
+    } finally {
+      ok.restore();
+    }
+
+    const dead = build(config(`        url: "${deadUrl}"\n        max_retries: 0`)).pool;
+    const failed = deadlines();
+    try {
+      expect((await settle(await dead.forward(call('eth_chainId'))))['code']).toBe('BACKEND_NETWORK_ERROR');
+      expect(failed.created()).toHaveLength(1);
+      expect(failed.cleared(failed.created()[0])).toBe(true);
+    } finally {
+      failed.restore();
+    }
   });
 
   it('reports a client that went away as CLIENT_DISCONNECTED', async () => {
