@@ -2,7 +2,7 @@ import type { ChildProcess } from 'node:child_process';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { KeyBuilder } from '../keys.js';
 import { useRedis } from '../../test/helpers/redis.js';
 import { freePort, startRedisServer, stopRedisServer, waitFor } from '../../test/helpers/redis-server.js';
@@ -160,6 +160,36 @@ describe('StreamPublisher write acknowledgements (onWrite)', () => {
     expect(await a.done).toEqual({ ok: true, state: 'written' });
     expect(await readStream(r.client, key)).toEqual([relay(1, { published_at_unix_nano: 42n })]);
     await pub.close();
+  });
+
+  it('sends acknowledged relays before any timer fires, relays of one event-loop turn in one batch', async () => {
+    const { pub, registry } = build(r.client, r.keys(), { flush_interval_ms: 60_000 });
+    const key = r.keys().relayStream('pokt1sup');
+    // Watch the XADDs leave: the flush must come from setImmediate, not a (≥ 1 ms) timer.
+    const sent = vi.spyOn(r.client, 'sendCommand');
+    const xadds = (): number => sent.mock.calls.filter(([cmd]) => cmd.name === 'xadd').length;
+    let xaddsBeforeTimer = -1;
+    const timerFired = new Promise<void>((res) =>
+      setTimeout(() => {
+        xaddsBeforeTimer = xadds();
+        res();
+      }, 0),
+    );
+    const writes = [1, 2, 3].map((i) => waitWrite(pub, relay(i)));
+    await timerFired;
+    try {
+      expect(xaddsBeforeTimer).toBe(3);
+      for (const w of writes) expect(await w.done).toEqual({ ok: true, state: 'written' });
+      expect(await readStream(r.client, key)).toEqual(
+        [1, 2, 3].map((i) => relay(i, { published_at_unix_nano: 42n })),
+      );
+      const text = await registry.metrics();
+      expect(text).toMatch(/^ha_transport_redis_publish_batch_size_count 1$/m);
+      expect(text).toMatch(/^ha_transport_redis_publish_batch_size_sum 3$/m);
+    } finally {
+      sent.mockRestore();
+      await pub.close();
+    }
   });
 
   it("answers a refusal with Redis's reason when the XADD is rejected; the others are written", async () => {

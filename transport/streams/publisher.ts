@@ -111,6 +111,7 @@ export class StreamPublisher {
   private readonly nowNs: () => bigint;
   private queue: Pending[] = [];
   private timer: NodeJS.Timeout | undefined;
+  private immediate: NodeJS.Immediate | undefined;
   private flushing: Promise<void> | undefined;
   private closed = false;
   /** When each stream's TTL was last refreshed (ms); cleared on reconnect. */
@@ -198,6 +199,8 @@ export class StreamPublisher {
     this.closed = true;
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
+    if (this.immediate !== undefined) clearImmediate(this.immediate);
+    this.immediate = undefined;
     let t: NodeJS.Timeout | undefined;
     await Promise.race([this.flush(), new Promise((res) => (t = setTimeout(res, timeoutMs)))]);
     clearTimeout(t);
@@ -212,15 +215,32 @@ export class StreamPublisher {
     return { unsent };
   }
 
+  /**
+   * Flushes after `delayMs`, or, for 0, once the current event-loop turn's I/O is done
+   * (setImmediate: relays finished in the same turn share one batch, and no 1 ms timer floor is
+   * added to a relay whose answer waits for its write).
+   */
   private schedule(delayMs: number): void {
+    if (this.immediate !== undefined) return;
     if (this.timer !== undefined) {
       if (delayMs > 0) return;
       clearTimeout(this.timer);
-    }
-    this.timer = setTimeout(() => {
       this.timer = undefined;
+    }
+    const run = (): void => {
       this.flush().catch((err: unknown) => this.log.error({ err }, 'publish flush failed'));
-    }, delayMs);
+    };
+    if (delayMs <= 0) {
+      this.immediate = setImmediate(() => {
+        this.immediate = undefined;
+        run();
+      });
+    } else {
+      this.timer = setTimeout(() => {
+        this.timer = undefined;
+        run();
+      }, delayMs);
+    }
   }
 
   private async drain(): Promise<void> {
