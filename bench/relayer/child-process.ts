@@ -7,6 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 
 export interface ChildMessage {
@@ -32,7 +33,12 @@ export interface ProcessUsage {
   main_cpu_us?: number;
   elu_active_ms: number;
   elu_idle_ms: number;
+  /** Event-loop delay since the previous sample (1 ms resolution timer): p99 and max, ms. */
+  loop_delay_p99_ms: number;
+  loop_delay_max_ms: number;
 }
+
+let loopDelay: IntervalHistogram | undefined;
 
 /** CPU time of the main thread alone (Linux /proc, clock ticks of 10 ms); undefined elsewhere. */
 function mainThreadCpuUs(): number | undefined {
@@ -49,12 +55,20 @@ export function processUsage(): ProcessUsage {
   const cpu = process.cpuUsage();
   const elu = performance.eventLoopUtilization();
   const main = mainThreadCpuUs();
+  if (loopDelay === undefined) {
+    loopDelay = monitorEventLoopDelay({ resolution: 1 });
+    loopDelay.enable();
+  }
+  const delay = { p99: loopDelay.percentile(99) / 1e6, max: loopDelay.max / 1e6 };
+  loopDelay.reset();
   return {
     ...(main !== undefined ? { main_cpu_us: main } : {}),
     wall_ms: performance.now(),
     cpu_us: cpu.user + cpu.system,
     elu_active_ms: elu.active,
     elu_idle_ms: elu.idle,
+    loop_delay_p99_ms: Number.isFinite(delay.p99) ? delay.p99 : 0,
+    loop_delay_max_ms: Number.isFinite(delay.max) ? delay.max : 0,
   };
 }
 

@@ -101,6 +101,8 @@ async function withUsage<T extends { sent: number }>(
     usage: {
       proxy_cpu_pct: p.cpu_pct,
       proxy_main_thread_busy: p.main_thread_busy,
+      proxy_loop_delay_p99_ms: p1.loop_delay_p99_ms,
+      proxy_loop_delay_max_ms: p1.loop_delay_max_ms,
       proxy_cpu_us_per_request: (p1.cpu_us - p0.cpu_us) / result.sent,
       ...(p0.main_cpu_us !== undefined && p1.main_cpu_us !== undefined
         ? { proxy_main_thread_cpu_us_per_request: (p1.main_cpu_us - p0.main_cpu_us) / result.sent }
