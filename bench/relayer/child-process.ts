@@ -148,12 +148,14 @@ export function answerProfileRequests(parent: ReturnType<typeof parentChannel>):
 export async function startChild<R extends ChildMessage>(
   name: string,
   entry: string,
-  opts: { env?: Record<string, string>; readyTimeoutMs?: number } = {},
+  opts: { env?: Record<string, string>; nodeFlags?: readonly string[]; readyTimeoutMs?: number } = {},
 ): Promise<BenchChild<R>> {
   const file = fileURLToPath(new URL(entry, import.meta.url));
-  // RELAYER_BENCH_NODE_ARGS: extra node flags for the children (e.g. --trace-gc, which NODE_OPTIONS refuses).
+  // RELAYER_BENCH_NODE_ARGS: extra node flags for the children (e.g. --trace-gc, which NODE_OPTIONS
+  // refuses), after the child's own, so they can override them.
   const extra = (process.env['RELAYER_BENCH_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
-  const child: ChildProcess = spawn(process.execPath, [...extra, '--import', 'tsx', file], {
+  const argv = [...(opts.nodeFlags ?? []), ...extra, '--import', 'tsx', file];
+  const child: ChildProcess = spawn(process.execPath, argv, {
     stdio: ['ignore', process.stderr, process.stderr, 'ipc'],
     env: { ...process.env, ...opts.env },
   });

@@ -35,7 +35,7 @@ import {
   type ProcessUsage,
 } from './child-process.js';
 import { signerOpsPerSecond, verifyPoolOpsPerSecond } from './crypto-ceiling.js';
-import { RELAYER_NODE_OPTIONS } from './node-options.js';
+import { RELAYER_NODE_FLAGS, RELAYER_NODE_OPTIONS } from './node-options.js';
 import { closedLoop, openLoop, type ClosedLoopResult, type LoadTarget, type OpenLoopResult } from './load.js';
 import {
   checkRelayAnswer,
@@ -166,6 +166,7 @@ export default async function relayerBench(reporter: BenchReporter): Promise<voi
     // Both proxies run with the V8 heap flags of the relayer Deployment (k8s/base), as in production.
     const bare = await startChild<ProxyReady>('bare-proxy', './bare-proxy-child.ts', {
       env: { BENCH_BACKEND_URL: backend.ready.url, NODE_OPTIONS: RELAYER_NODE_OPTIONS },
+      nodeFlags: RELAYER_NODE_FLAGS,
     });
     children.push(bare);
     const relayer = await startChild<RelayerReady>('relayer', './relayer-child.ts', {
@@ -176,6 +177,7 @@ export default async function relayerBench(reporter: BenchReporter): Promise<voi
         BENCH_REDIS_PREFIX: prefix,
         BENCH_VERIFY_THREADS: String(verifyThreads),
       },
+      nodeFlags: RELAYER_NODE_FLAGS,
       readyTimeoutMs: 120_000,
     });
     children.push(relayer);

@@ -3,7 +3,7 @@
  * the dev overlay expand into a consistent set of objects whose ports, probes and config files agree
  * with the relayer and miner configs they mount.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, relative, resolve } from 'node:path';
@@ -24,7 +24,7 @@ import {
   type JsonObject,
 } from './kustomize.js';
 import { validateSchema } from './k8s-schema.js';
-import { RELAYER_NODE_OPTIONS } from '../../bench/relayer/node-options.js';
+import { RELAYER_NODE_FLAGS, RELAYER_NODE_OPTIONS } from '../../bench/relayer/node-options.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const K8S = join(ROOT, 'k8s');
@@ -151,6 +151,18 @@ describe('k8s manifest files', () => {
     const c = mainContainers(loadYamlObjects(join(BASE, 'relayer-deployment.yaml'))[0]!)[0]!;
     const env = (c.env as JsonObject[]).find((e) => e.name === 'NODE_OPTIONS');
     expect(env?.value).toBe(RELAYER_NODE_OPTIONS);
+    // The image's entrypoint, with the node flags NODE_OPTIONS does not accept in between.
+    const entry = /^ENTRYPOINT (.*)$/m.exec(readFileSync(join(ROOT, 'Dockerfile'), 'utf8'))![1]!;
+    const [node, ...script] = JSON.parse(entry) as string[];
+    expect(c.command).toEqual([node, ...RELAYER_NODE_FLAGS, ...script]);
+  });
+
+  it('every node flag the relayer container sets is one this node accepts', () => {
+    const run = spawnSync(process.execPath, [...RELAYER_NODE_FLAGS, '-e', ''], {
+      env: { ...process.env, NODE_OPTIONS: RELAYER_NODE_OPTIONS },
+      encoding: 'utf8',
+    });
+    expect({ status: run.status, stderr: run.stderr }).toEqual({ status: 0, stderr: '' });
   });
 });
 
