@@ -7,7 +7,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import {
+  PerformanceObserver,
+  constants,
+  monitorEventLoopDelay,
+  type IntervalHistogram,
+} from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 
 export interface ChildMessage {
@@ -36,9 +41,35 @@ export interface ProcessUsage {
   /** Event-loop delay since the previous sample (1 ms resolution timer): p99 and max, ms. */
   loop_delay_p99_ms: number;
   loop_delay_max_ms: number;
+  /** Main-thread garbage collections since the previous sample: full (mark-compact) and young. */
+  gc_major: number;
+  gc_minor: number;
+  /** Their pauses (the main thread stopped), ms: longest full, longest young, and the total. */
+  gc_major_max_pause_ms: number;
+  gc_minor_max_pause_ms: number;
+  gc_pause_total_ms: number;
 }
 
 let loopDelay: IntervalHistogram | undefined;
+const gc = { major: 0, minor: 0, majorMax: 0, minorMax: 0, total: 0 };
+let gcObserver: PerformanceObserver | undefined;
+
+function watchGc(): void {
+  gcObserver = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      const kind = (e as { detail?: { kind?: number } }).detail?.kind;
+      gc.total += e.duration;
+      if (kind === constants.NODE_PERFORMANCE_GC_MAJOR) {
+        gc.major++;
+        gc.majorMax = Math.max(gc.majorMax, e.duration);
+      } else if (kind === constants.NODE_PERFORMANCE_GC_MINOR) {
+        gc.minor++;
+        gc.minorMax = Math.max(gc.minorMax, e.duration);
+      }
+    }
+  });
+  gcObserver.observe({ entryTypes: ['gc'] });
+}
 
 /** CPU time of the main thread alone (Linux /proc, clock ticks of 10 ms); undefined elsewhere. */
 function mainThreadCpuUs(): number | undefined {
@@ -58,7 +89,10 @@ export function processUsage(): ProcessUsage {
   if (loopDelay === undefined) {
     loopDelay = monitorEventLoopDelay({ resolution: 1 });
     loopDelay.enable();
+    watchGc();
   }
+  const gcSince = { ...gc };
+  Object.assign(gc, { major: 0, minor: 0, majorMax: 0, minorMax: 0, total: 0 });
   const delay = { p99: loopDelay.percentile(99) / 1e6, max: loopDelay.max / 1e6 };
   loopDelay.reset();
   return {
@@ -69,6 +103,11 @@ export function processUsage(): ProcessUsage {
     elu_idle_ms: elu.idle,
     loop_delay_p99_ms: Number.isFinite(delay.p99) ? delay.p99 : 0,
     loop_delay_max_ms: Number.isFinite(delay.max) ? delay.max : 0,
+    gc_major: gcSince.major,
+    gc_minor: gcSince.minor,
+    gc_major_max_pause_ms: gcSince.majorMax,
+    gc_minor_max_pause_ms: gcSince.minorMax,
+    gc_pause_total_ms: gcSince.total,
   };
 }
 
