@@ -80,6 +80,8 @@ export const DEFAULT_TIERED_CACHE_CONFIG: Readonly<Required<TieredCacheConfig>> 
 interface L1Entry<V> {
   readonly value: V | undefined;
   readonly expiresAt: number;
+  /** Read since it was stored or last spared from eviction (second-chance bound). */
+  used: boolean;
 }
 
 type LockResult = { kind: 'acquired'; token: string } | { kind: 'contended' } | { kind: 'error' };
@@ -136,12 +138,30 @@ export class TieredCache<A, V> implements Invalidatable {
   /** The entity, or undefined when it does not exist. Throws CacheUnavailableError when all tiers fail. */
   async get(args: A): Promise<V | undefined> {
     const id = this.entity.id(args);
+    const hit = this.l1Hit(id);
+    if (hit !== undefined) return hit.value;
+    return this.getMissed(args, id);
+  }
+
+  /**
+   * What get() answers when L1 holds a fresh entry (counted as a hit, like get()), without a
+   * promise: `{ value }`, where value undefined means cached as not existing. Undefined when L1
+   * has no fresh entry; then call get(), which counts the miss.
+   */
+  cached(args: A): { value: V | undefined } | undefined {
+    const hit = this.l1Hit(this.entity.id(args));
+    return hit === undefined ? undefined : { value: hit.value };
+  }
+
+  private l1Hit(id: string): L1Entry<V> | undefined {
     const entry = this.l1Get(id);
-    if (entry !== undefined) {
-      if (entry.value === undefined) this.deps.metrics.negativeHits.inc({ cache: this.type });
-      else this.deps.metrics.hits.inc({ cache: this.type, level: 'l1' });
-      return entry.value;
-    }
+    if (entry === undefined) return undefined;
+    if (entry.value === undefined) this.deps.metrics.negativeHits.inc({ cache: this.type });
+    else this.deps.metrics.hits.inc({ cache: this.type, level: 'l1' });
+    return entry;
+  }
+
+  private getMissed(args: A, id: string): Promise<V | undefined> {
     this.deps.metrics.misses.inc({ cache: this.type, level: 'l1' });
     const pending = this.inflight.get(id);
     if (pending !== undefined) return pending;
@@ -396,20 +416,29 @@ export class TieredCache<A, V> implements Invalidatable {
       this.dropL1(id);
       return undefined;
     }
-    // Refresh recency for the size bound.
-    this.l1.delete(id);
-    this.l1.set(id, entry);
+    // Recency for the size bound is a flag (second chance), not a move to the end of the Map: a
+    // delete + set on every hit reallocates the Map's table again and again on the relay path.
+    entry.used = true;
     return entry;
   }
 
   private l1Set(id: string, value: V | undefined, ttlMs: number): void {
     if (this.closed) return;
     this.l1.delete(id);
-    this.l1.set(id, { value, expiresAt: this.now() + ttlMs });
+    this.l1.set(id, { value, expiresAt: this.now() + ttlMs, used: false });
+    // Evict from the oldest end. An entry read since it was stored or last spared, and the entry
+    // just stored, are spared once by moving them to the newest end (their flag cleared), so the
+    // least recently used entries go first, approximately. At most one pass of spares per call.
+    let spares = this.l1.size;
     while (this.l1.size > this.cfg.l1_max_entries) {
-      const oldest = this.l1.keys().next();
+      const oldest = this.l1.entries().next();
       if (oldest.done === true) break;
-      this.l1.delete(oldest.value);
+      const [oldestId, entry] = oldest.value;
+      this.l1.delete(oldestId);
+      if ((entry.used || oldestId === id) && spares-- > 0) {
+        entry.used = false;
+        this.l1.set(oldestId, entry);
+      }
     }
     this.deps.metrics.l1Entries.set({ cache: this.type }, this.l1.size);
   }

@@ -175,6 +175,42 @@ describe('TieredCache', () => {
     expect(a.cache.peek(APP.address)).toBeUndefined();
   });
 
+  it('spares an entry read since it was stored when the bound evicts: the unread one goes', async () => {
+    const loader = countingChain();
+    const a = await instance(applicationEntity(loader), { cfg: { l1_max_entries: 2 } });
+    await a.cache.get(APP.address);
+    await a.cache.get(GATEWAY.address);
+    // APP is older, but read again; GATEWAY was not.
+    expect(a.cache.cached(APP.address)).toEqual({ value: chainNet.chain.application(APP.address) });
+    await a.cache.get(OWNER.address);
+    expect(a.cache.l1Size()).toBe(2);
+    expect(a.cache.cached(GATEWAY.address)).toBeUndefined();
+    expect(a.cache.cached(OWNER.address)).toEqual({ value: undefined });
+    // Spared once: unread since, APP is now the oldest and goes before OWNER, which was read.
+    await a.cache.get(GATEWAY.address);
+    expect([APP, GATEWAY, OWNER].map((k) => a.cache.cached(k.address) !== undefined)).toEqual([
+      false,
+      true,
+      true,
+    ]);
+  });
+
+  it('cached() answers fresh L1 entries without a promise, counted as hits; a miss is not counted', async () => {
+    const loader = countingChain();
+    const a = await instance(applicationEntity(loader));
+    expect(a.cache.cached(APP.address)).toBeUndefined();
+    expect(await counts(a.metrics.misses)).toEqual({});
+    await a.cache.get(APP.address);
+    await a.cache.get(OWNER.address);
+    expect(a.cache.cached(APP.address)).toEqual({ value: chainNet.chain.application(APP.address) });
+    expect(a.cache.cached(OWNER.address)).toEqual({ value: undefined });
+    expect(await counts(a.metrics.hits)).toEqual({ 'application/l1': 1 });
+    expect(await counts(a.metrics.negativeHits)).toEqual({ application: 1 });
+    a.clock.t += 60_001;
+    expect(a.cache.cached(APP.address)).toBeUndefined();
+    expect(loader.calls).toEqual([APP.address, OWNER.address]);
+  });
+
   it('treats an undecodable L2 entry as a miss and overwrites it', async () => {
     const loader = countingChain();
     const a = await instance(applicationEntity(loader));
