@@ -121,14 +121,50 @@ export class CacheMeterInputs implements MeterInputsSource {
     const c = this.deps.caches;
     const h = this.deps.heights.currentHeight;
     const active = h <= 0 || s.session_end_height >= h;
+    const cuprArgs = { serviceId: s.service_id, height: s.session_start_height };
+    // Every fact is usually in memory (L1, the factor memo): then no promise is made per lookup.
+    // What is not is fetched; each lookup is counted once (a hit here, or a miss by get()).
+    const mem = {
+      app: c.applications.cached(s.app_address),
+      cupr: c.computeUnitsPerRelay.cached(cuprArgs),
+      atStart: c.sharedParamsAtHeight.cached(s.session_start_height),
+      windows: active ? c.sharedParams.cached(null) : c.sharedParamsAtHeight.cached(s.session_end_height),
+      sessionParams: c.sessionParams.cached(null),
+      factor: this.memoFactor(s.service_id),
+    };
+    if (
+      mem.app !== undefined &&
+      mem.cupr !== undefined &&
+      mem.atStart !== undefined &&
+      mem.windows !== undefined &&
+      mem.sessionParams !== undefined &&
+      mem.factor !== undefined
+    ) {
+      return this.assemble(
+        s,
+        active,
+        mem.app.value,
+        mem.cupr.value,
+        mem.atStart.value,
+        mem.windows.value,
+        mem.sessionParams.value,
+        mem.factor.value,
+      );
+    }
     // Every lookup is settled before answering, so a failed call leaves no cache fill running.
     const settled = await Promise.allSettled([
-      c.applications.get(s.app_address),
-      c.computeUnitsPerRelay.get({ serviceId: s.service_id, height: s.session_start_height }),
-      c.sharedParamsAtHeight.get(s.session_start_height),
-      active ? c.sharedParams.get(null) : c.sharedParamsAtHeight.get(s.session_end_height),
-      c.sessionParams.get(null),
-      this.serviceFactor(s.service_id),
+      mem.app === undefined ? c.applications.get(s.app_address) : Promise.resolve(mem.app.value),
+      mem.cupr === undefined ? c.computeUnitsPerRelay.get(cuprArgs) : Promise.resolve(mem.cupr.value),
+      mem.atStart === undefined
+        ? c.sharedParamsAtHeight.get(s.session_start_height)
+        : Promise.resolve(mem.atStart.value),
+      mem.windows !== undefined
+        ? Promise.resolve(mem.windows.value)
+        : active
+          ? c.sharedParams.get(null)
+          : c.sharedParamsAtHeight.get(s.session_end_height),
+      mem.sessionParams === undefined ? c.sessionParams.get(null) : Promise.resolve(mem.sessionParams.value),
+      mem.factor === undefined ? this.serviceFactor(s.service_id) : Promise.resolve(mem.factor.value),
     ] as const);
     for (const r of settled) if (r.status === 'rejected') throw r.reason;
     const [app, cupr, atStart, windows, sessionParams, factor] = settled.map((r) =>
@@ -141,6 +177,20 @@ export class CacheMeterInputs implements MeterInputsSource {
       Awaited<ReturnType<typeof c.sessionParams.get>>,
       number | undefined,
     ];
+    return this.assemble(s, active, app, cupr, atStart, windows, sessionParams, factor);
+  }
+
+  /** Checks the facts (a missing one throws) and builds the meter inputs from them. */
+  private assemble(
+    s: MeterSession,
+    active: boolean,
+    app: Awaited<ReturnType<CacheMeterInputsDeps['caches']['applications']['get']>>,
+    cupr: Awaited<ReturnType<CacheMeterInputsDeps['caches']['computeUnitsPerRelay']['get']>>,
+    atStart: SharedParams | undefined,
+    windows: SharedParams | undefined,
+    sessionParams: Awaited<ReturnType<CacheMeterInputsDeps['caches']['sessionParams']['get']>>,
+    factor: number | undefined,
+  ): MeterInputs {
     if (app === undefined) {
       throw new MeterInputUnavailableError(`application ${s.app_address}`, 'not found on chain');
     }
@@ -171,12 +221,17 @@ export class CacheMeterInputs implements MeterInputsSource {
     return inputs;
   }
 
+  /** The service factor read within the memo's TTL, as `{ value }`; undefined when not memoized. */
+  private memoFactor(serviceId: string): { value: number | undefined } | undefined {
+    if (this.factorTtlMs <= 0) return undefined;
+    const hit = this.factors.get(serviceId);
+    return hit !== undefined && hit.expiresAt > this.now() ? { value: hit.factor } : undefined;
+  }
+
   /** Service key first, then the default key; malformed entries are skipped. Redis errors throw. */
   private async serviceFactor(serviceId: string): Promise<number | undefined> {
-    if (this.factorTtlMs > 0) {
-      const hit = this.factors.get(serviceId);
-      if (hit !== undefined && hit.expiresAt > this.now()) return hit.factor;
-    }
+    const memo = this.memoFactor(serviceId);
+    if (memo !== undefined) return memo.value;
     const keys = this.deps.keys;
     let factor: number | undefined;
     for (const [scope, key] of [

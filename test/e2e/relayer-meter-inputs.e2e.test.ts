@@ -57,12 +57,17 @@ function meterSession(h: SessionHeader, app = h.applicationAddress): MeterSessio
   };
 }
 
-function build(currentHeight: number, chain: ChainQueryClient = chainHandle.query) {
+function build(
+  currentHeight: number,
+  chain: ChainQueryClient = chainHandle.query,
+  opts: { serviceFactorTtlMs?: number } = {},
+) {
+  const cacheRegistry = new Registry();
   const caches = new ChainCaches({
     redis: r.client,
     keys: r.keys(),
     log,
-    metrics: createCacheMetrics(new Registry()),
+    metrics: createCacheMetrics(cacheRegistry),
     chain,
   });
   const inputs = new CacheMeterInputs(
@@ -74,7 +79,7 @@ function build(currentHeight: number, chain: ChainQueryClient = chainHandle.quer
       log,
       metrics: new RelayPipelineMetrics(new Registry()),
     },
-    { service_factor_ttl_ms: 0 },
+    { service_factor_ttl_ms: opts.serviceFactorTtlMs ?? 0 },
   );
   const meter = new RelayMeter(
     {
@@ -87,7 +92,13 @@ function build(currentHeight: number, chain: ChainQueryClient = chainHandle.quer
     },
     { enabled: true, fail_behavior: 'closed', ttl_seconds: 600 },
   );
-  return { caches, inputs, meter };
+  return { caches, inputs, meter, cacheRegistry };
+}
+
+/** `cache/level` (or `cache` for negative hits) → count, of one cache counter. */
+async function cacheCounts(registry: Registry, name: string): Promise<Record<string, number>> {
+  const m = await registry.getSingleMetric(name)!.get();
+  return Object.fromEntries(m.values.map((v) => [Object.values(v.labels).join('/'), v.value]));
 }
 
 const GENESIS_WINDOWS: MeterInputs['shared'] = {
@@ -132,6 +143,51 @@ describe('CacheMeterInputs on the localnet', () => {
       num_suppliers_per_session: 50,
       shared: GENESIS_WINDOWS,
     });
+    await caches.close();
+  });
+
+  it('answers repeat lookups from memory, each lookup counted once; a lookup not in memory is fetched', async () => {
+    const { inputs, caches, cacheRegistry } = build(10, chainHandle.query, { serviceFactorTtlMs: 60_000 });
+    const factorKey = r.keys().serviceFactorServiceKey('anvil');
+    await r.client.set(factorKey, '{"factor":0.5,"updated_at":1763900000}');
+    const expected: MeterInputs = {
+      app_stake_upokt: APP_STAKE,
+      compute_units_per_relay: 2n,
+      compute_units_to_tokens_multiplier: 84_000_000n,
+      compute_unit_cost_granularity: 1_000_000n,
+      num_suppliers_per_session: 50,
+      shared: CHANGED_WINDOWS,
+      service_factor: 0.5,
+    };
+    expect(await inputs.meterInputs(meterSession(second))).toEqual(expected);
+    // The memoized factor is used, not Redis: a changed key is not read within the memo's TTL.
+    await r.client.set(factorKey, '{"factor":0.9,"updated_at":1763900001}');
+    expect(await inputs.meterInputs(meterSession(second))).toEqual(expected);
+    expect(await inputs.meterInputs(meterSession(second))).toEqual(expected);
+    const l1 = (c: string) => `${c}/l1`;
+    const five = [
+      'application',
+      'compute_units_per_relay',
+      'shared_params_at_height',
+      'shared_params',
+      'session_params',
+    ];
+    expect(await cacheCounts(cacheRegistry, 'ha_cache_hits_total')).toEqual(
+      Object.fromEntries(five.map((c) => [l1(c), 2])),
+    );
+    const misses = await cacheCounts(cacheRegistry, 'ha_cache_misses_total');
+    expect(Object.fromEntries(five.map((c) => [l1(c), misses[l1(c)]]))).toEqual(
+      Object.fromEntries(five.map((c) => [l1(c), 1])),
+    );
+    // One fact dropped from L1 (here by another replica's invalidation): only it is fetched again.
+    await caches.applications.invalidate(APP.address);
+    expect(await inputs.meterInputs(meterSession(second))).toEqual(expected);
+    const after = await cacheCounts(cacheRegistry, 'ha_cache_hits_total');
+    expect(Object.fromEntries(five.map((c) => [l1(c), after[l1(c)]]))).toEqual({
+      ...Object.fromEntries(five.map((c) => [l1(c), 3])),
+      [l1('application')]: 2,
+    });
+    expect((await cacheCounts(cacheRegistry, 'ha_cache_misses_total'))[l1('application')]).toBe(2);
     await caches.close();
   });
 
