@@ -114,6 +114,16 @@ const CHANGED_WINDOWS: MeterInputs['shared'] = {
   proof_window_close_offset_blocks: 6,
 };
 
+/** The active session's inputs at height 10 (no service factor). */
+const SECOND_SESSION_INPUTS: MeterInputs = {
+  app_stake_upokt: APP_STAKE,
+  compute_units_per_relay: 2n,
+  compute_units_to_tokens_multiplier: 84_000_000n,
+  compute_unit_cost_granularity: 1_000_000n,
+  num_suppliers_per_session: 50,
+  shared: CHANGED_WINDOWS,
+};
+
 describe('CacheMeterInputs on the localnet', () => {
   it('sessions are where the test expects them', () => {
     expect([first.sessionStartBlockHeight, first.sessionEndBlockHeight]).toEqual([5n, 8n]);
@@ -122,14 +132,7 @@ describe('CacheMeterInputs on the localnet', () => {
 
   it('active session: live windows, cost params at its start, chain stake, CUPR and session params', async () => {
     const { inputs, caches } = build(10);
-    expect(await inputs.meterInputs(meterSession(second))).toEqual<MeterInputs>({
-      app_stake_upokt: APP_STAKE,
-      compute_units_per_relay: 2n,
-      compute_units_to_tokens_multiplier: 84_000_000n,
-      compute_unit_cost_granularity: 1_000_000n,
-      num_suppliers_per_session: 50,
-      shared: CHANGED_WINDOWS,
-    });
+    expect(await inputs.meterInputs(meterSession(second))).toEqual<MeterInputs>(SECOND_SESSION_INPUTS);
     await caches.close();
   });
 
@@ -150,15 +153,7 @@ describe('CacheMeterInputs on the localnet', () => {
     const { inputs, caches, cacheRegistry } = build(10, chainHandle.query, { serviceFactorTtlMs: 60_000 });
     const factorKey = r.keys().serviceFactorServiceKey('anvil');
     await r.client.set(factorKey, '{"factor":0.5,"updated_at":1763900000}');
-    const expected: MeterInputs = {
-      app_stake_upokt: APP_STAKE,
-      compute_units_per_relay: 2n,
-      compute_units_to_tokens_multiplier: 84_000_000n,
-      compute_unit_cost_granularity: 1_000_000n,
-      num_suppliers_per_session: 50,
-      shared: CHANGED_WINDOWS,
-      service_factor: 0.5,
-    };
+    const expected: MeterInputs = { ...SECOND_SESSION_INPUTS, service_factor: 0.5 };
     expect(await inputs.meterInputs(meterSession(second))).toEqual(expected);
     // The memoized factor is used, not Redis: a changed key is not read within the memo's TTL.
     await r.client.set(factorKey, '{"factor":0.9,"updated_at":1763900001}');
