@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, posix, resolve } from 'node:path';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
+import { parseDockerfile, runtimeEntrypoint, type Instruction, type Stage } from './dockerfile.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const read = (f: string) => readFileSync(join(ROOT, f), 'utf8');
@@ -14,52 +15,6 @@ const pkg = JSON.parse(read('package.json')) as {
   scripts: Record<string, string>;
   bin: Record<string, string>;
 };
-
-interface Instruction {
-  op: string;
-  args: string;
-  line: number;
-}
-interface Stage {
-  name: string | undefined;
-  from: string;
-  body: Instruction[];
-}
-
-export function parseDockerfile(text: string): { args: Map<string, string>; stages: Stage[] } {
-  const lines = text.split('\n');
-  const instrs: Instruction[] = [];
-  let buf = '';
-  let start = 0;
-  lines.forEach((raw, i) => {
-    const l = raw.trim();
-    if (buf === '' && (l === '' || l.startsWith('#'))) return;
-    if (buf !== '' && l.startsWith('#')) return;
-    if (buf === '') start = i + 1;
-    buf += (buf === '' ? '' : ' ') + l.replace(/\\$/, '').trim();
-    if (!l.endsWith('\\')) {
-      const m = /^([A-Za-z]+)\s+(.*)$/.exec(buf);
-      if (m === null) throw new Error(`Dockerfile line ${start}: cannot parse ${buf}`);
-      instrs.push({ op: m[1]!.toUpperCase(), args: m[2]!, line: start });
-      buf = '';
-    }
-  });
-  if (buf !== '') throw new Error('Dockerfile ends inside a continued line');
-  const args = new Map<string, string>();
-  const stages: Stage[] = [];
-  for (const ins of instrs) {
-    if (ins.op === 'FROM') {
-      const m = /^(\S+)(?:\s+AS\s+(\S+))?$/i.exec(ins.args)!;
-      const from = m[1]!.replace(/\$\{(\w+)\}|\$(\w+)/g, (_, a: string, b: string) => args.get(a ?? b) ?? '');
-      stages.push({ name: m[2], from, body: [] });
-    } else if (stages.length === 0) {
-      if (ins.op !== 'ARG') throw new Error(`Dockerfile line ${ins.line}: ${ins.op} before FROM`);
-      const [k, v] = ins.args.split('=');
-      args.set(k!, v ?? '');
-    } else stages[stages.length - 1]!.body.push(ins);
-  }
-  return { args, stages };
-}
 
 /** COPY/ADD arguments without flags: sources and destination, and the --from stage if any. */
 function copyArgs(ins: Instruction): { from?: string; sources: string[]; dest: string } {
@@ -176,8 +131,7 @@ describe('Dockerfile', () => {
   });
 
   it('starts the CLI: ENTRYPOINT node dist/cmd/main.js, which the build emits from cmd/main.ts', () => {
-    const entry = runtime.body.find((i) => i.op === 'ENTRYPOINT')!;
-    const argv = JSON.parse(entry.args) as string[];
+    const argv = runtimeEntrypoint(read('Dockerfile'));
     expect(argv).toEqual(['node', 'dist/cmd/main.js']);
     const workdir = runtime.body.filter((i) => i.op === 'WORKDIR').pop()!.args;
     const ts = JSON.parse(read('tsconfig.json')) as { compilerOptions: { outDir: string; rootDir: string } };

@@ -23,6 +23,7 @@ import {
   type K8sObject,
   type JsonObject,
 } from './kustomize.js';
+import { runtimeEntrypoint } from './dockerfile.js';
 import { validateSchema } from './k8s-schema.js';
 import { RELAYER_NODE_FLAGS, RELAYER_NODE_OPTIONS } from '../../bench/relayer/node-options.js';
 
@@ -152,8 +153,7 @@ describe('k8s manifest files', () => {
     const env = (c.env as JsonObject[]).find((e) => e.name === 'NODE_OPTIONS');
     expect(env?.value).toBe(RELAYER_NODE_OPTIONS);
     // The image's entrypoint, with the node flags NODE_OPTIONS does not accept in between.
-    const entry = /^ENTRYPOINT (.*)$/m.exec(readFileSync(join(ROOT, 'Dockerfile'), 'utf8'))![1]!;
-    const [node, ...script] = JSON.parse(entry) as string[];
+    const [node, ...script] = runtimeEntrypoint(readFileSync(join(ROOT, 'Dockerfile'), 'utf8'));
     expect(c.command).toEqual([node, ...RELAYER_NODE_FLAGS, ...script]);
   });
 
