@@ -52,10 +52,9 @@ export interface ProcessUsage {
 
 let loopDelay: IntervalHistogram | undefined;
 const gc = { major: 0, minor: 0, majorMax: 0, minorMax: 0, total: 0 };
-let gcObserver: PerformanceObserver | undefined;
 
 function watchGc(): void {
-  gcObserver = new PerformanceObserver((list) => {
+  new PerformanceObserver((list) => {
     for (const e of list.getEntries()) {
       const kind = (e as { detail?: { kind?: number } }).detail?.kind;
       gc.total += e.duration;
@@ -67,8 +66,7 @@ function watchGc(): void {
         gc.minorMax = Math.max(gc.minorMax, e.duration);
       }
     }
-  });
-  gcObserver.observe({ entryTypes: ['gc'] });
+  }).observe({ entryTypes: ['gc'] });
 }
 
 /** CPU time of the main thread alone (Linux /proc, clock ticks of 10 ms); undefined elsewhere. */
