@@ -23,6 +23,7 @@ import { startRelayerStack } from '../../test/e2e/relayer-fixtures.js';
 import {
   configTarget,
   describeFailure,
+  fuzzRecord,
   genesisTarget,
   relayRequestTarget,
   ringSignatureTarget,
@@ -91,14 +92,7 @@ export default async function fuzzBench(reporter: BenchReporter): Promise<void> 
       process.stderr.write(`fuzz: ${target.name}, seed ${seed}, ${numRuns} cases\n`);
       const report = await runFuzzTarget(target, { seed, numRuns });
       reports.push(report);
-      recordReliability('fuzz', target.name, {
-        target: report.target,
-        cases: report.cases,
-        crashes: report.crashes,
-        hangs: report.hangs,
-        seed: report.seed,
-        duration_s: Math.round(report.duration_s * 1000) / 1000,
-      });
+      recordReliability('fuzz', target.name, fuzzRecord(report));
       if (report.failure !== undefined) {
         process.stderr.write(`fuzz FAILURE ${describeFailure(report)}\n`);
       }

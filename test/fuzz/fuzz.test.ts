@@ -34,6 +34,7 @@ import { STREAM_SERVICE, startRelayerStack, type RelayerStack } from '../e2e/rel
 import {
   configTarget,
   describeFailure,
+  fuzzRecord,
   genesisTarget,
   hostileBytes,
   protoField,
@@ -110,14 +111,7 @@ describe('fuzz targets, fixed seed: 0 crashes, 0 hangs', () => {
     '%s: %i cases',
     async (name, numRuns, make, expectedVerdicts) => {
       const report = await runFuzzTarget(make(), { seed: SEED, numRuns });
-      recordReliability('fuzz', `${name}-ci`, {
-        target: report.target,
-        cases: report.cases,
-        crashes: report.crashes,
-        hangs: report.hangs,
-        seed: report.seed,
-        duration_s: Math.round(report.duration_s * 1000) / 1000,
-      });
+      recordReliability('fuzz', `${name}-ci`, fuzzRecord(report));
       expect(report.failure === undefined ? 'no failure' : describeFailure(report)).toBe('no failure');
       expect({
         target: report.target,

@@ -69,6 +69,7 @@ import {
   type RingVerifyResult,
 } from '../../rings/index.js';
 import { APP, GATEWAY, SUPPLIER } from '../e2e/localnet-fixtures.js';
+import type { FuzzRecord } from '../helpers/reliability.js';
 
 /* ---------- harness ---------- */
 
@@ -200,6 +201,18 @@ export function describeFailure(r: FuzzRunReport): string {
     `${r.target}: ${f.kind} after ${r.cases} cases (seed ${f.seed}, path "${f.path}")\n` +
     `  input: ${f.counterexample}\n  error: ${f.error}`
   );
+}
+
+/** What a fuzz run writes to its reliability record (docs/RELIABILITY.md). */
+export function fuzzRecord(r: FuzzRunReport): FuzzRecord {
+  return {
+    target: r.target,
+    cases: r.cases,
+    crashes: r.crashes,
+    hangs: r.hangs,
+    seed: r.seed,
+    duration_s: Math.round(r.duration_s * 1000) / 1000,
+  };
 }
 
 /* ---------- byte mutations ---------- */
