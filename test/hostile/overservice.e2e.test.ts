@@ -113,21 +113,30 @@ async function ledger(p: Pair, header: SessionHeader): Promise<Record<string, st
   return p.stack.redis.hgetall(p.stack.keys.minerLedger(SUPPLIER.address, header.sessionId));
 }
 
+/** After a quiet moment and a last flush: what the clients saw and what Redis holds. */
+async function settledOutcome(
+  p: Pair,
+  header: SessionHeader,
+  out: { verified: number; statuses: Record<number, number> },
+) {
+  await new Promise((r) => setTimeout(r, 200));
+  await flushBoth(p);
+  return {
+    verified: out.verified,
+    statuses: out.statuses,
+    published: await published(p),
+    consumedUpokt: await consumedUpokt(p, header),
+    ledger: await ledger(p, header),
+  };
+}
+
 describe(`over-servicing: ${N} relays against a budget of ${K}, over 2 relayers`, () => {
   it('eager: exactly K served and published, the rest refused with 429; the meter stops at the budget', async () => {
     const p = await startPair('eager');
     const header = await p.stack.session('anvil');
     const out = await fire(p, header);
     await flushBoth(p);
-    await new Promise((r) => setTimeout(r, 200));
-    await flushBoth(p);
-    const result = {
-      verified: out.verified,
-      statuses: out.statuses,
-      published: await published(p),
-      consumedUpokt: await consumedUpokt(p, header),
-      ledger: await ledger(p, header),
-    };
+    const result = await settledOutcome(p, header, out);
     expect(result).toEqual({
       verified: K,
       statuses: { 200: K, 429: N - K },
@@ -161,15 +170,7 @@ describe(`over-servicing: ${N} relays against a budget of ${K}, over 2 relayers`
       20_000,
       'every served relay to be published or counted',
     );
-    await new Promise((r) => setTimeout(r, 200));
-    await flushBoth(p);
-    const result = {
-      verified: out.verified,
-      statuses: out.statuses,
-      published: await published(p),
-      consumedUpokt: await consumedUpokt(p, header),
-      ledger: await ledger(p, header),
-    };
+    const result = await settledOutcome(p, header, out);
     expect(result).toEqual({
       verified: N,
       statuses: { 200: N },
