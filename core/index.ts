@@ -10,6 +10,7 @@ export {
   bigIntToMinimalBytes,
   constantTimeEqual,
 } from './bytes.js';
+export { Cancellation, type CancelSignal } from './cancellation.js';
 export { VERSION } from './version.js';
 export { createLogger, formatTextLine } from './log.js';
 export {

@@ -8,6 +8,7 @@
  */
 import http2 from 'node:http2';
 import type { Logger } from 'pino';
+import { Cancellation, type CancelSignal } from '../core/index.js';
 import type { BackendEndpoint, BackendFailureCode, BackendPool, HeaderMap } from './backends/index.js';
 import { buildBackendUrl } from './backends/index.js';
 import type { RelayerMetrics } from './metrics.js';
@@ -132,7 +133,7 @@ export class H2cClient {
   call(
     endpoint: URL,
     req: GrpcCall,
-    signals: { deadline: AbortSignal; cancel?: AbortSignal | undefined },
+    signals: { deadline: CancelSignal; cancel?: CancelSignal | undefined },
   ): Promise<GrpcCallResponse> {
     return new Promise<GrpcCallResponse>((resolve, reject) => {
       let settled = false;
@@ -260,7 +261,7 @@ export interface GrpcForwardOptions {
   /** `services.<id>.backends.grpc.base_path`. */
   basePath?: string | undefined;
   /** Fires when the relay's client went away. */
-  signal?: AbortSignal | undefined;
+  signal?: CancelSignal | undefined;
 }
 
 export interface GrpcForwardDeps {
@@ -292,69 +293,79 @@ export async function forwardGrpc(
   deps: GrpcForwardDeps,
 ): Promise<GrpcForwardResult> {
   const labels = { service_id: opts.serviceId, rpc_type: 'grpc' };
-  const deadline = AbortSignal.timeout(Math.max(1, opts.timeoutMs));
-  const tried = new Set<string>();
-  let attempts = 0;
-  let last: GrpcForwardResult | undefined;
-  for (;;) {
-    if (attempts > opts.maxRetries) break;
-    const ep: BackendEndpoint | undefined = pool.pick(tried);
-    if (ep === undefined) break;
-    tried.add(ep.name);
-    let url: URL;
-    try {
-      url = buildBackendUrl(ep.url, opts.basePath, call.path);
-    } catch (err) {
-      deps.log.warn(
-        { err, endpoint: ep.name, service_id: opts.serviceId },
-        'gRPC call path does not form a URL',
-      );
-      return { ok: false, code: 'BACKEND_UNAVAILABLE', endpoint: ep.name, attempts, error: err as Error };
-    }
-    if (attempts > 0) deps.metrics.backendRetries.inc(labels);
-    attempts++;
-    const started = performance.now();
-    try {
-      const res = await deps.client.call(
-        url,
-        { ...call, path: `${url.pathname}${url.search}` },
-        { deadline, cancel: opts.signal },
-      );
-      deps.metrics.backendDuration.observe(labels, (performance.now() - started) / 1000);
-      if (res.status >= 500) {
-        ep.breaker.recordFailure();
-        deps.metrics.backendRequests.inc({ ...labels, outcome: 'http_5xx' });
-      } else {
-        ep.breaker.recordSuccess();
-        deps.metrics.backendRequests.inc({ ...labels, outcome: res.status >= 400 ? 'http_4xx' : 'ok' });
+  // The deadline covers all attempts; its timer is cleared as soon as the call is over.
+  const deadline = new Cancellation();
+  const timer = setTimeout(
+    () => deadline.abort(new Error(`gRPC backend call exceeded ${opts.timeoutMs} ms`)),
+    Math.max(1, opts.timeoutMs),
+  );
+  timer.unref();
+  try {
+    const tried = new Set<string>();
+    let attempts = 0;
+    let last: GrpcForwardResult | undefined;
+    for (;;) {
+      if (attempts > opts.maxRetries) break;
+      const ep: BackendEndpoint | undefined = pool.pick(tried);
+      if (ep === undefined) break;
+      tried.add(ep.name);
+      let url: URL;
+      try {
+        url = buildBackendUrl(ep.url, opts.basePath, call.path);
+      } catch (err) {
+        deps.log.warn(
+          { err, endpoint: ep.name, service_id: opts.serviceId },
+          'gRPC call path does not form a URL',
+        );
+        return { ok: false, code: 'BACKEND_UNAVAILABLE', endpoint: ep.name, attempts, error: err as Error };
       }
-      return { ok: true, endpoint: ep.name, attempts, ...res };
-    } catch (err) {
-      const e = attemptErrorOf(err);
-      switch (e.kind) {
-        case 'network':
+      if (attempts > 0) deps.metrics.backendRetries.inc(labels);
+      attempts++;
+      const started = performance.now();
+      try {
+        const res = await deps.client.call(
+          url,
+          { ...call, path: `${url.pathname}${url.search}` },
+          { deadline, cancel: opts.signal },
+        );
+        deps.metrics.backendDuration.observe(labels, (performance.now() - started) / 1000);
+        if (res.status >= 500) {
           ep.breaker.recordFailure();
-          deps.metrics.backendRequests.inc({ ...labels, outcome: 'network_error' });
-          last = { ok: false, code: 'BACKEND_NETWORK_ERROR', endpoint: ep.name, attempts, error: e };
-          continue;
-        case 'config':
-          // A configuration problem says nothing about the endpoint's health: not a breaker failure.
-          deps.log.warn(
-            { err: e, endpoint: ep.name, service_id: opts.serviceId },
-            'gRPC backend misconfigured',
-          );
-          last = { ok: false, code: 'BACKEND_UNAVAILABLE', endpoint: ep.name, attempts, error: e };
-          continue;
-        case 'timeout':
-          deps.metrics.backendRequests.inc({ ...labels, outcome: 'timeout' });
-          return { ok: false, code: 'BACKEND_TIMEOUT', endpoint: ep.name, attempts, error: e };
-        case 'cancelled':
-          deps.metrics.backendRequests.inc({ ...labels, outcome: 'cancelled' });
-          return { ok: false, code: 'CLIENT_DISCONNECTED', endpoint: ep.name, attempts, error: e };
-        case 'too_large':
-          return { ok: false, code: 'BACKEND_RESPONSE_TOO_LARGE', endpoint: ep.name, attempts, error: e };
+          deps.metrics.backendRequests.inc({ ...labels, outcome: 'http_5xx' });
+        } else {
+          ep.breaker.recordSuccess();
+          deps.metrics.backendRequests.inc({ ...labels, outcome: res.status >= 400 ? 'http_4xx' : 'ok' });
+        }
+        return { ok: true, endpoint: ep.name, attempts, ...res };
+      } catch (err) {
+        const e = attemptErrorOf(err);
+        switch (e.kind) {
+          case 'network':
+            ep.breaker.recordFailure();
+            deps.metrics.backendRequests.inc({ ...labels, outcome: 'network_error' });
+            last = { ok: false, code: 'BACKEND_NETWORK_ERROR', endpoint: ep.name, attempts, error: e };
+            continue;
+          case 'config':
+            // A configuration problem says nothing about the endpoint's health: not a breaker failure.
+            deps.log.warn(
+              { err: e, endpoint: ep.name, service_id: opts.serviceId },
+              'gRPC backend misconfigured',
+            );
+            last = { ok: false, code: 'BACKEND_UNAVAILABLE', endpoint: ep.name, attempts, error: e };
+            continue;
+          case 'timeout':
+            deps.metrics.backendRequests.inc({ ...labels, outcome: 'timeout' });
+            return { ok: false, code: 'BACKEND_TIMEOUT', endpoint: ep.name, attempts, error: e };
+          case 'cancelled':
+            deps.metrics.backendRequests.inc({ ...labels, outcome: 'cancelled' });
+            return { ok: false, code: 'CLIENT_DISCONNECTED', endpoint: ep.name, attempts, error: e };
+          case 'too_large':
+            return { ok: false, code: 'BACKEND_RESPONSE_TOO_LARGE', endpoint: ep.name, attempts, error: e };
+        }
       }
     }
+    return last ?? { ok: false, code: 'BACKEND_UNAVAILABLE', attempts };
+  } finally {
+    clearTimeout(timer);
   }
-  return last ?? { ok: false, code: 'BACKEND_UNAVAILABLE', attempts };
 }

@@ -23,6 +23,7 @@ import type { Readable } from 'node:stream';
 import { gunzipSync } from 'node:zlib';
 import { Counter, Registry } from 'prom-client';
 import {
+  Cancellation,
   GRPC_FLAG_COMPRESSED,
   GRPC_WEB_FLAG_TRAILERS,
   GrpcFrameDecoder,
@@ -33,6 +34,7 @@ import {
   encodeGrpcWebTrailers,
   grpcStatusName,
   parseGrpcTimeoutMs,
+  type CancelSignal,
 } from '../core/index.js';
 import { encodePoktHttpResponse, type pb } from '../protocol/index.js';
 import {
@@ -122,7 +124,7 @@ interface CallIo {
   readonly web: WebMode | undefined;
   readonly headers: http.IncomingHttpHeaders;
   /** Fires when the client went away before the answer. */
-  readonly signal: AbortSignal;
+  readonly signal: CancelSignal;
   /** Sends the RelayResponse message (status OK). */
   replyMessage(message: Uint8Array): void;
   /** Sends a status without a message; `unread` when the request body was not consumed. */
@@ -322,17 +324,17 @@ function readUnaryMessage(
 
 function nativeIo(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): CallIo {
   const stream = req.stream;
-  const ac = new AbortController();
+  const cancel = new Cancellation();
   let answered = false;
   stream.on('close', () => {
-    if (!answered) ac.abort();
+    if (!answered) cancel.abort(new Error('client disconnected'));
   });
   stream.on('error', () => undefined);
   const base = { 'content-type': 'application/grpc+proto', 'grpc-accept-encoding': 'identity,gzip' };
   return {
     web: undefined,
     headers: req.headers,
-    signal: ac.signal,
+    signal: cancel,
     replyMessage(message) {
       if (answered || stream.destroyed) return;
       answered = true;
@@ -376,10 +378,10 @@ type CompatRequest = http.IncomingMessage | http2.Http2ServerRequest;
 type CompatResponse = http.ServerResponse | http2.Http2ServerResponse;
 
 function webIo(req: CompatRequest, res: CompatResponse, mode: WebMode): CallIo {
-  const ac = new AbortController();
+  const cancel = new Cancellation();
   let answered = false;
   res.on('close', () => {
-    if (!answered) ac.abort();
+    if (!answered) cancel.abort(new Error('client disconnected'));
   });
   const send = (body: Buffer, unread: boolean): void => {
     if (answered || res.destroyed) return;
@@ -397,7 +399,7 @@ function webIo(req: CompatRequest, res: CompatResponse, mode: WebMode): CallIo {
   return {
     web: mode,
     headers: req.headers,
-    signal: ac.signal,
+    signal: cancel,
     replyMessage(message) {
       send(Buffer.concat([encodeGrpcFrame(message), encodeGrpcWebTrailers({ 'grpc-status': '0' })]), false);
     },

@@ -8,6 +8,7 @@
  * validation → meter → publish in the background).
  */
 import { gunzipSync, gzipSync } from 'node:zlib';
+import type { CancelSignal } from '../core/index.js';
 import { encodePoktHttpResponse } from '../protocol/index.js';
 import { POKT_STREAM_DELIMITER } from '../rings/index.js';
 import {
@@ -47,7 +48,7 @@ export interface HttpRelayInput {
   /** Wrapper request headers, lower-case names. */
   headers: Readonly<Record<string, string>>;
   /** Aborts when the client disconnects. */
-  signal: AbortSignal;
+  signal: CancelSignal;
 }
 
 function errorBody(message: string): Uint8Array {

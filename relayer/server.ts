@@ -6,6 +6,7 @@
  */
 import { STATUS_CODES } from 'node:http';
 import uWS from 'uWebSockets.js';
+import { Cancellation } from '../core/index.js';
 import { HttpRelayHandler, bodyTooLarge, type HttpSink } from './http-relay.js';
 import type { RelayCore } from './relay-core.js';
 
@@ -191,10 +192,10 @@ export class RelayServer {
         headers[k] = k in headers ? `${headers[k]}, ${v}` : v;
       });
       const sink = new UwsSink(res);
-      const controller = new AbortController();
+      const cancel = new Cancellation();
       res.onAborted(() => {
         sink.abort();
-        controller.abort();
+        cancel.abort(new Error('client disconnected'));
       });
       const limit = core.config.default_max_body_size_bytes;
       const chunks: Buffer[] = [];
@@ -218,7 +219,7 @@ export class RelayServer {
         if (!isLast) return;
         done = true;
         const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
-        void core.track(handler.handle({ body, headers, signal: controller.signal }, sink));
+        void core.track(handler.handle({ body, headers, signal: cancel }, sink));
       });
     });
     const socket = await new Promise<uWS.us_listen_socket | false>((resolve) => {

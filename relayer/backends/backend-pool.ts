@@ -7,6 +7,7 @@
  */
 import type { Logger } from 'pino';
 import { Pool, errors as undiciErrors, type Dispatcher } from 'undici';
+import { Cancellation, type CancelSignal } from '../../core/index.js';
 import type { BackendConfig, BackendType, PoolProfile, TimeoutProfile } from '../config.js';
 import type { RelayerMetrics } from '../metrics.js';
 import { CircuitBreaker, type BreakerState } from './circuit-breaker.js';
@@ -45,7 +46,7 @@ export interface BackendRequest {
   headers: HeaderMap;
   body?: Uint8Array | undefined;
   /** Aborts when the client went away. */
-  signal?: AbortSignal | undefined;
+  signal?: CancelSignal | undefined;
   /** 0 disables retries (simulated relays). Default: the backend's max_retries. */
   maxRetries?: number;
 }
@@ -169,27 +170,32 @@ export class BackendPool {
     const labels = { service_id: this.opts.serviceId, rpc_type: this.opts.type };
     const maxRetries = req.maxRetries ?? this.opts.backend.max_retries;
     const timeoutMs = this.opts.timeouts.request_timeout_seconds * 1000;
-    // One controller per relay for both the deadline and the client going away. The timer keeps
-    // running after the answer headers so it also bounds reading the body; it is cleared once the
-    // returned body closes (read, dumped or destroyed) or at once when no body is returned, so a
-    // finished relay leaves no timer (and no controller it holds) behind for the whole timeout.
-    const controller = new AbortController();
+    // One cancellation per relay for both the deadline and the client going away. The timer and
+    // the client listener stay while the answer body is read (a client leaving mid-stream stops
+    // the backend stream); both are released once the returned body closes (read, dumped or
+    // destroyed) or at once when no body is returned, so a finished relay leaves no timer and no
+    // listener (nor the cancellation they hold) behind for the whole timeout.
+    const controller = new Cancellation();
     const deadline = { aborted: false };
     const timer = setTimeout(() => {
       deadline.aborted = true;
       controller.abort(new Error(`backend request exceeded ${timeoutMs} ms`));
     }, timeoutMs);
     timer.unref();
+    const onClientGone = (): void => controller.abort(req.signal?.reason);
+    const release = (): void => {
+      clearTimeout(timer);
+      req.signal?.removeEventListener('abort', onClientGone);
+    };
     const settled = (r: BackendResult): BackendResult => {
-      if (r.ok && !r.body.closed) r.body.once('close', () => clearTimeout(timer));
-      else clearTimeout(timer);
+      if (r.ok && !r.body.closed) r.body.once('close', release);
+      else release();
       return r;
     };
     if (req.signal !== undefined) {
       if (req.signal.aborted) controller.abort(req.signal.reason);
-      else req.signal.addEventListener('abort', () => controller.abort(req.signal?.reason), { once: true });
+      else req.signal.addEventListener('abort', onClientGone, { once: true });
     }
-    const signal = controller.signal;
     const tried = new Set<string>();
     let attempts = 0;
     let last: BackendResult | undefined;
@@ -211,7 +217,7 @@ export class BackendPool {
             req.body === undefined || req.body.length === 0
               ? null
               : Buffer.from(req.body.buffer, req.body.byteOffset, req.body.byteLength),
-          signal,
+          signal: controller,
         });
         m.backendDuration.observe(labels, (performance.now() - started) / 1000);
         const result: BackendResult = {
@@ -260,7 +266,7 @@ export class BackendPool {
 
   private classify(
     err: unknown,
-    client: AbortSignal | undefined,
+    client: CancelSignal | undefined,
     deadline: { readonly aborted: boolean },
   ): AttemptOutcome {
     if (client?.aborted === true) return 'cancelled';

@@ -2,7 +2,13 @@ import { createServer } from 'node:net';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { JsonRpcBackend } from '../../localnet/backends/index.js';
+import { Cancellation } from '../../core/index.js';
+import {
+  JsonRpcBackend,
+  StreamingBackend,
+  expectedNdjson,
+  streamItem,
+} from '../../localnet/backends/index.js';
 import { validateRelayerConfig, type RelayerConfig } from '../../relayer/config.js';
 import { RelayerMetrics } from '../../relayer/metrics.js';
 import { BackendRegistry, rpcTypeToBackendType } from '../../relayer/backends/backend-registry.js';
@@ -218,6 +224,41 @@ describe('BackendPool against demo JSON-RPC backends', () => {
       expect(failed.cleared(failed.created()[0])).toBe(true);
     } finally {
       failed.restore();
+    }
+  });
+
+  it('stops the backend stream when the client leaves mid-body; drops its client listener once the body closed', async () => {
+    const streaming = await StreamingBackend.start();
+    try {
+      const { pool } = build(config(`        url: "${streaming.url}"`));
+      const get = (path: string, signal: Cancellation) =>
+        pool.forward({ method: 'GET', url: path, headers: {}, signal });
+
+      // Read to the end: the listener the pool put on the client's cancellation is gone after.
+      const done = new Cancellation();
+      const full = await get('/ndjson?count=3&interval_ms=1', done);
+      expect(done.listenerCount('abort')).toBe(1);
+      expect(full.ok ? await full.body.text() : full.code).toBe(expectedNdjson(3));
+      await new Promise((res) => setImmediate(res));
+      expect(done.listenerCount('abort')).toBe(0);
+
+      // Leave after the first line of a long stream: the body read fails, the listener is gone.
+      const leaving = new Cancellation();
+      const long = await get('/ndjson?count=1000&interval_ms=20', leaving);
+      if (!long.ok) throw new Error(long.code);
+      const lines: string[] = [];
+      const read = (async () => {
+        for await (const chunk of long.body) {
+          lines.push(String(chunk));
+          leaving.abort(new Error('client disconnected'));
+        }
+      })();
+      await expect(read).rejects.toThrow('client disconnected');
+      expect(lines).toEqual([`${streamItem(0, 1000)}\n`]);
+      await new Promise((res) => setImmediate(res));
+      expect(leaving.listenerCount('abort')).toBe(0);
+    } finally {
+      await streaming.close();
     }
   });
 
