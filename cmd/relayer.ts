@@ -96,11 +96,10 @@ export async function startRelayer(cfg: RelayerConfig, o: RelayerOverrides = {})
     const redis: Redis = await createRedisClient({
       url: redisUrl,
       connection_name: 'relayer',
-      auto_pipelining: true,
     });
     closers.push(() => redis.quit().catch(() => redis.disconnect()));
     redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
-    const subscriber = redis.duplicate({ connectionName: 'relayer-sub', enableAutoPipelining: false });
+    const subscriber = redis.duplicate({ connectionName: 'relayer-sub' });
     subscriber.on('error', (err) => log.debug({ err: err.message }, 'redis subscriber error'));
     const keys = new KeyBuilder({ namespace: cfg.redis.namespace });
     const meterKeys = new KeyBuilder({

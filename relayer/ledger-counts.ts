@@ -55,14 +55,14 @@ export class RelayerLedgerCounts {
       this.errors.inc({ bucket });
       return;
     }
-    this.deps.redis
-      .multi()
-      .hincrby(key, bucket, 1)
-      .expire(key, this.ttlSeconds)
-      .exec()
-      .catch((err: unknown) => {
-        this.errors.inc({ bucket });
-        this.deps.log.debug({ err, bucket }, 'ledger bucket not written');
-      });
+    // Two plain commands, not MULTI: an ioredis Pipeline per relay outlives young collections
+    // (see transport/redis-client.ts); ordering on the one connection is all this needs.
+    Promise.all([
+      this.deps.redis.hincrby(key, bucket, 1),
+      this.deps.redis.expire(key, this.ttlSeconds),
+    ]).catch((err: unknown) => {
+      this.errors.inc({ bucket });
+      this.deps.log.debug({ err, bucket }, 'ledger bucket not written');
+    });
   }
 }

@@ -35,11 +35,6 @@ export interface RedisClientConfig {
   /** CLIENT SETNAME, shown by CLIENT LIST. */
   connection_name?: string;
   connect_timeout_ms?: number;
-  /**
-   * Send the commands issued in one event-loop tick as one pipeline (fewer syscalls under load).
-   * For command connections only; subscriber and blocking connections keep it off.
-   */
-  auto_pipelining?: boolean;
 }
 
 function redactUrl(url: string): string {
@@ -112,7 +107,11 @@ export async function createRedisClient(cfg: RedisClientConfig): Promise<Redis> 
     connectionName: cfg.connection_name,
     connectTimeout: cfg.connect_timeout_ms ?? 5_000,
     maxRetriesPerRequest: 3,
-    enableAutoPipelining: cfg.auto_pipelining === true,
+    // Off: ioredis builds one Pipeline object per auto-pipelined batch, and V8 keeps each one (an
+    // object with an accessor property of its own) until the next full collection; on the relay
+    // path that promoted several KB per relay to the old generation. Commands issued together are
+    // still sent back to back without waiting for replies.
+    enableAutoPipelining: false,
   };
   if (cfg.url.startsWith('redis-cluster://')) {
     throw new InvalidInputError(

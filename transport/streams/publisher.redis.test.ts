@@ -142,6 +142,59 @@ describe('StreamPublisher on the shared Redis', () => {
     });
     await pub.close();
   });
+
+  it('keeps only the entries whose XADD failed on the connection; the written ones are not sent again', async () => {
+    const { pub, registry } = build(r.client, r.keys(), { flush_interval_ms: 60_000 });
+    const key = r.keys().relayStream('pokt1sup');
+    // The connection breaks under the second XADD of the batch (ioredis's own error for it); the
+    // first and third reach Redis.
+    const xadd = r.client.xadd.bind(r.client);
+    let calls = 0;
+    const spy = vi.spyOn(r.client, 'xadd').mockImplementation((...args: Parameters<typeof xadd>) => {
+      calls++;
+      return calls === 2 ? Promise.reject(new Error('Connection is closed.')) : xadd(...args);
+    });
+    try {
+      const acks = new Map<number, WriteOutcome>();
+      for (const i of [1, 2, 3]) pub.publish(relay(i), (o) => acks.set(i, o));
+      await waitFor(() => acks.size === 3);
+      expect(pub.buffered).toBe(1);
+      expect(await readStream(r.client, key)).toEqual(
+        [1, 3].map((i) => relay(i, { published_at_unix_nano: 42n })),
+      );
+      await pub.flush();
+      expect(pub.buffered).toBe(0);
+      expect(await readStream(r.client, key)).toEqual(
+        [1, 3, 2].map((i) => relay(i, { published_at_unix_nano: 42n })),
+      );
+      expect([1, 2, 3].map((i) => acks.get(i))).toEqual([
+        { ok: true, state: 'written' },
+        { ok: true, state: 'buffered' },
+        { ok: true, state: 'written' },
+      ]);
+      expect(await counters(registry, 'ha_transport_redis_publish_errors_total')).toEqual({ connection: 1 });
+      expect(await counters(registry, 'ha_transport_redis_published_total')).toEqual({ eth: 3 });
+    } finally {
+      spy.mockRestore();
+      await pub.close();
+    }
+  });
+
+  it('sends a batch without ioredis Pipeline objects (V8 keeps each until a full collection)', async () => {
+    const { pub } = build(r.client, r.keys());
+    const pipeline = vi.spyOn(r.client, 'pipeline');
+    const multi = vi.spyOn(r.client, 'multi');
+    try {
+      for (const i of [1, 2, 3]) pub.publish(relay(i));
+      await pub.flush();
+      expect(await r.client.xlen(r.keys().relayStream('pokt1sup'))).toBe(3);
+      expect([pipeline.mock.calls.length, multi.mock.calls.length]).toEqual([0, 0]);
+    } finally {
+      pipeline.mockRestore();
+      multi.mockRestore();
+      await pub.close();
+    }
+  });
 });
 
 describe('StreamPublisher write acknowledgements (onWrite)', () => {

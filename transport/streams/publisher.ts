@@ -6,17 +6,18 @@
  * Delivery:
  * - `publish()` is synchronous and never blocks the relay path: it validates, stamps
  *   `published_at_unix_nano` and appends to an in-memory buffer. A flush sends up to `batch_size`
- *   entries in one pipeline (`XADD … MAXLEN ~ max_len * data <bytes>` per relay, then one `EXPIRE`
- *   per stream touched).
+ *   entries back to back on the connection (`XADD … MAXLEN ~ max_len * data <bytes>` per relay,
+ *   then one `EXPIRE` per stream touched).
  * - A caller that must not acknowledge a relay before it is stored passes `onWrite`: the entry is
  *   flushed at once (no `flush_interval_ms` wait) and `onWrite` is called exactly once with
  *   `written` when Redis stored it, `buffered` when Redis is unreachable or slower than
  *   `ack_timeout_ms` (the entry stays queued and is written later), or a refusal when Redis
  *   rejected the XADD (e.g. OOM under maxmemory) or the publisher closed with it unsent.
  * - While Redis is not connected nothing is sent; relays stay buffered and are flushed when the
- *   client emits `ready` again. A pipeline that fails on the connection is put back at the front
- *   of the buffer (order kept) and retried: delivery is at-least-once, and the miner dedups by
- *   relay hash per session.
+ *   client emits `ready` again. Entries whose XADD failed on the connection are put back at the
+ *   front of the buffer (order kept) and retried: delivery is at-least-once (an XADD that reached
+ *   Redis just before the connection broke is written again), and the miner dedups by relay hash
+ *   per session.
  * - The buffer is bounded by `max_buffered`. When it is full, `publish()` refuses the relay with
  *   `PUBLISH_BUFFER_FULL` and `ha_transport_redis_publish_dropped_total{reason="buffer_full"}` is
  *   incremented — relays are never dropped silently. A command error for one entry (e.g.
@@ -41,7 +42,7 @@ export interface StreamPublisherConfig {
   max_len: number;
   /** Stream TTL, refreshed on every batch (relay_meter.cache_ttl upstream). */
   ttl_seconds: number;
-  /** Relays per pipeline. */
+  /** Relays per flush (commands sent back to back). */
   batch_size: number;
   /** How long a relay may wait for companions before a flush. */
   flush_interval_ms: number;
@@ -246,14 +247,14 @@ export class StreamPublisher {
   private async drain(): Promise<void> {
     while (this.queue.length > 0 && this.deps.redis.status === 'ready') {
       const batch = this.queue.splice(0, this.cfg.batch_size);
-      const sent = await this.sendBatch(batch);
-      if (!sent) {
+      const unsent = await this.sendBatch(batch);
+      if (unsent.length > 0) {
         // Still queued: whoever waits is told it is buffered rather than kept waiting.
-        for (const p of batch) {
+        for (const p of unsent) {
           p.ack?.settle({ ok: true, state: 'buffered' });
           p.ack = undefined;
         }
-        this.queue.unshift(...batch);
+        this.queue.unshift(...unsent);
         this.deps.metrics.buffered.set(this.queue.length);
         return;
       }
@@ -261,14 +262,22 @@ export class StreamPublisher {
     }
   }
 
-  /** True when Redis answered every command (each entry written or dropped for its own error). */
-  private async sendBatch(batch: Pending[]): Promise<boolean> {
+  /**
+   * Sends the batch's commands back to back on the connection (not as an ioredis pipeline: each
+   * Pipeline object gets an accessor property of its own, which makes V8 keep it, and everything
+   * it references, until the next full collection; at relay rates that filled the old generation
+   * by several KB per relay). Each entry is written, dropped for its own command error, or, when
+   * its command failed on the connection, returned to be kept buffered (in order) and retried.
+   */
+  private async sendBatch(batch: Pending[]): Promise<Pending[]> {
     const m = this.deps.metrics;
-    const pipe = this.deps.redis.pipeline();
+    const redis = this.deps.redis;
+    const sent: Promise<unknown>[] = [];
     const streams = new Set<string>();
     for (const p of batch) {
-      if (this.cfg.max_len > 0) pipe.xadd(p.stream, 'MAXLEN', '~', this.cfg.max_len, '*', 'data', p.data);
-      else pipe.xadd(p.stream, '*', 'data', p.data);
+      if (this.cfg.max_len > 0)
+        sent.push(redis.xadd(p.stream, 'MAXLEN', '~', this.cfg.max_len, '*', 'data', p.data));
+      else sent.push(redis.xadd(p.stream, '*', 'data', p.data));
       streams.add(p.stream);
     }
     // The TTL is refreshed at most every TTL_REFRESH_MS per stream (one EXPIRE per relay would
@@ -278,36 +287,24 @@ export class StreamPublisher {
     const expiring: string[] = [];
     for (const s of streams) {
       if (now - (this.ttlRefreshedAt.get(s) ?? -Infinity) < refresh) continue;
-      pipe.expire(s, this.cfg.ttl_seconds);
+      sent.push(redis.expire(s, this.cfg.ttl_seconds));
       this.ttlRefreshedAt.set(s, now);
       expiring.push(s);
     }
-    let results: [Error | null, unknown][] | null;
-    try {
-      results = await pipe.exec();
-    } catch (err) {
-      m.publishErrors.inc({ reason: 'connection' });
-      this.log.warn({ err, batch: batch.length }, 'relay batch not written; kept buffered for retry');
-      return false;
-    }
-    if (results === null) {
-      m.publishErrors.inc({ reason: 'connection' });
-      return false;
-    }
-    // A connection failure fails every command of the pipeline; then retry the whole batch.
-    const firstErr = results.find(([e]) => e !== null)?.[0];
-    if (firstErr !== undefined && firstErr !== null && isConnectionError(firstErr)) {
-      m.publishErrors.inc({ reason: 'connection' });
-      this.log.warn(
-        { err: firstErr, batch: batch.length },
-        'relay batch not written; kept buffered for retry',
-      );
-      return false;
-    }
+    const results: [Error | null, unknown][] = (await Promise.allSettled(sent)).map((r) =>
+      r.status === 'fulfilled'
+        ? [null, r.value]
+        : [r.reason instanceof Error ? r.reason : new Error(String(r.reason)), null],
+    );
+    const unsent: Pending[] = [];
+    let connectionErr: Error | undefined;
     m.batchSize.observe(batch.length);
     batch.forEach((p, i) => {
       const err = results[i]?.[0] ?? null;
-      if (err === null) {
+      if (err !== null && isConnectionError(err)) {
+        connectionErr ??= err;
+        unsent.push(p);
+      } else if (err === null) {
         m.published.inc({ service_id: p.service_id });
         p.ack?.settle({ ok: true, state: 'written' });
       } else {
@@ -323,7 +320,14 @@ export class StreamPublisher {
       if (stream !== undefined) this.ttlRefreshedAt.delete(stream);
       this.log.warn({ err, stream }, 'stream EXPIRE failed; retried with the next batch');
     });
-    return true;
+    if (connectionErr !== undefined) {
+      m.publishErrors.inc({ reason: 'connection' });
+      this.log.warn(
+        { err: connectionErr, batch: batch.length, unsent: unsent.length },
+        'relays not written; kept buffered for retry',
+      );
+    }
+    return unsent;
   }
 }
 
