@@ -11,8 +11,8 @@
  *
  * Env: RELAYER_BENCH_CONCURRENCY (closed loop, default 64), RELAYER_BENCH_MS (measured time per
  * closed-loop run, default 10000), RELAYER_BENCH_OPEN_MS (measured time per open-loop run, default
- * 30000: long enough to hold several of the relayer's full garbage collections, ~9 s apart at
- * 1,000 relays/s, so p99 counts them at their real rate), RELAYER_BENCH_WARMUP_MS (default 2000),
+ * 30000: long enough that the relayer's full garbage collections, rare at 1,000 relays/s (0–2 per
+ * 30 s), are counted in p99 at their real rate), RELAYER_BENCH_WARMUP_MS (default 2000),
  * RELAYER_BENCH_OPEN_RPS (open-loop rate, default 1000), RELAYER_BENCH_REQUESTS (distinct pre-signed relays, default 2000),
  * RELAYER_BENCH_VERIFY_THREADS (relayer ring_verify.threads and the ceiling's pool; default one
  * per core, as the relayer's own default ring_verify.threads: 0),
