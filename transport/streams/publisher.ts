@@ -291,22 +291,21 @@ export class StreamPublisher {
       this.ttlRefreshedAt.set(s, now);
       expiring.push(s);
     }
-    const results: [Error | null, unknown][] = (await Promise.allSettled(sent)).map((r) =>
-      r.status === 'fulfilled'
-        ? [null, r.value]
-        : [r.reason instanceof Error ? r.reason : new Error(String(r.reason)), null],
+    // What each command failed with, in the order sent (XADDs, then EXPIREs); null when it succeeded.
+    const errors = (await Promise.allSettled(sent)).map((r) =>
+      r.status === 'fulfilled' ? null : r.reason instanceof Error ? r.reason : new Error(String(r.reason)),
     );
     const unsent: Pending[] = [];
     let connectionErr: Error | undefined;
     m.batchSize.observe(batch.length);
     batch.forEach((p, i) => {
-      const err = results[i]?.[0] ?? null;
-      if (err !== null && isConnectionError(err)) {
-        connectionErr ??= err;
-        unsent.push(p);
-      } else if (err === null) {
+      const err = errors[i] ?? null;
+      if (err === null) {
         m.published.inc({ service_id: p.service_id });
         p.ack?.settle({ ok: true, state: 'written' });
+      } else if (isConnectionError(err)) {
+        connectionErr ??= err;
+        unsent.push(p);
       } else {
         m.publishErrors.inc({ reason: isOomError(err) ? 'oom' : 'command' });
         m.dropped.inc({ reason: 'command_error' });
@@ -314,10 +313,10 @@ export class StreamPublisher {
         p.ack?.settle({ ok: false, code: 'WRITE_REFUSED', reason: err.message });
       }
     });
-    results.slice(batch.length).forEach(([err], i) => {
+    expiring.forEach((stream, i) => {
+      const err = errors[batch.length + i] ?? null;
       if (err === null) return;
-      const stream = expiring[i];
-      if (stream !== undefined) this.ttlRefreshedAt.delete(stream);
+      this.ttlRefreshedAt.delete(stream);
       this.log.warn({ err, stream }, 'stream EXPIRE failed; retried with the next batch');
     });
     if (connectionErr !== undefined) {
