@@ -292,7 +292,6 @@ export async function forwardGrpc(
   opts: GrpcForwardOptions,
   deps: GrpcForwardDeps,
 ): Promise<GrpcForwardResult> {
-  const labels = { service_id: opts.serviceId, rpc_type: 'grpc' };
   // The deadline covers all attempts; its timer is cleared as soon as the call is over.
   const deadline = new Cancellation();
   const timer = setTimeout(
@@ -301,71 +300,83 @@ export async function forwardGrpc(
   );
   timer.unref();
   try {
-    const tried = new Set<string>();
-    let attempts = 0;
-    let last: GrpcForwardResult | undefined;
-    for (;;) {
-      if (attempts > opts.maxRetries) break;
-      const ep: BackendEndpoint | undefined = pool.pick(tried);
-      if (ep === undefined) break;
-      tried.add(ep.name);
-      let url: URL;
-      try {
-        url = buildBackendUrl(ep.url, opts.basePath, call.path);
-      } catch (err) {
-        deps.log.warn(
-          { err, endpoint: ep.name, service_id: opts.serviceId },
-          'gRPC call path does not form a URL',
-        );
-        return { ok: false, code: 'BACKEND_UNAVAILABLE', endpoint: ep.name, attempts, error: err as Error };
-      }
-      if (attempts > 0) deps.metrics.backendRetries.inc(labels);
-      attempts++;
-      const started = performance.now();
-      try {
-        const res = await deps.client.call(
-          url,
-          { ...call, path: `${url.pathname}${url.search}` },
-          { deadline, cancel: opts.signal },
-        );
-        deps.metrics.backendDuration.observe(labels, (performance.now() - started) / 1000);
-        if (res.status >= 500) {
-          ep.breaker.recordFailure();
-          deps.metrics.backendRequests.inc({ ...labels, outcome: 'http_5xx' });
-        } else {
-          ep.breaker.recordSuccess();
-          deps.metrics.backendRequests.inc({ ...labels, outcome: res.status >= 400 ? 'http_4xx' : 'ok' });
-        }
-        return { ok: true, endpoint: ep.name, attempts, ...res };
-      } catch (err) {
-        const e = attemptErrorOf(err);
-        switch (e.kind) {
-          case 'network':
-            ep.breaker.recordFailure();
-            deps.metrics.backendRequests.inc({ ...labels, outcome: 'network_error' });
-            last = { ok: false, code: 'BACKEND_NETWORK_ERROR', endpoint: ep.name, attempts, error: e };
-            continue;
-          case 'config':
-            // A configuration problem says nothing about the endpoint's health: not a breaker failure.
-            deps.log.warn(
-              { err: e, endpoint: ep.name, service_id: opts.serviceId },
-              'gRPC backend misconfigured',
-            );
-            last = { ok: false, code: 'BACKEND_UNAVAILABLE', endpoint: ep.name, attempts, error: e };
-            continue;
-          case 'timeout':
-            deps.metrics.backendRequests.inc({ ...labels, outcome: 'timeout' });
-            return { ok: false, code: 'BACKEND_TIMEOUT', endpoint: ep.name, attempts, error: e };
-          case 'cancelled':
-            deps.metrics.backendRequests.inc({ ...labels, outcome: 'cancelled' });
-            return { ok: false, code: 'CLIENT_DISCONNECTED', endpoint: ep.name, attempts, error: e };
-          case 'too_large':
-            return { ok: false, code: 'BACKEND_RESPONSE_TOO_LARGE', endpoint: ep.name, attempts, error: e };
-        }
-      }
-    }
-    return last ?? { ok: false, code: 'BACKEND_UNAVAILABLE', attempts };
+    return await attemptGrpc(pool, call, opts, deps, deadline);
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** forwardGrpc's attempts, all under `deadline`. */
+async function attemptGrpc(
+  pool: BackendPool,
+  call: GrpcCall,
+  opts: GrpcForwardOptions,
+  deps: GrpcForwardDeps,
+  deadline: CancelSignal,
+): Promise<GrpcForwardResult> {
+  const labels = { service_id: opts.serviceId, rpc_type: 'grpc' };
+  const tried = new Set<string>();
+  let attempts = 0;
+  let last: GrpcForwardResult | undefined;
+  for (;;) {
+    if (attempts > opts.maxRetries) break;
+    const ep: BackendEndpoint | undefined = pool.pick(tried);
+    if (ep === undefined) break;
+    tried.add(ep.name);
+    let url: URL;
+    try {
+      url = buildBackendUrl(ep.url, opts.basePath, call.path);
+    } catch (err) {
+      deps.log.warn(
+        { err, endpoint: ep.name, service_id: opts.serviceId },
+        'gRPC call path does not form a URL',
+      );
+      return { ok: false, code: 'BACKEND_UNAVAILABLE', endpoint: ep.name, attempts, error: err as Error };
+    }
+    if (attempts > 0) deps.metrics.backendRetries.inc(labels);
+    attempts++;
+    const started = performance.now();
+    try {
+      const res = await deps.client.call(
+        url,
+        { ...call, path: `${url.pathname}${url.search}` },
+        { deadline, cancel: opts.signal },
+      );
+      deps.metrics.backendDuration.observe(labels, (performance.now() - started) / 1000);
+      if (res.status >= 500) {
+        ep.breaker.recordFailure();
+        deps.metrics.backendRequests.inc({ ...labels, outcome: 'http_5xx' });
+      } else {
+        ep.breaker.recordSuccess();
+        deps.metrics.backendRequests.inc({ ...labels, outcome: res.status >= 400 ? 'http_4xx' : 'ok' });
+      }
+      return { ok: true, endpoint: ep.name, attempts, ...res };
+    } catch (err) {
+      const e = attemptErrorOf(err);
+      switch (e.kind) {
+        case 'network':
+          ep.breaker.recordFailure();
+          deps.metrics.backendRequests.inc({ ...labels, outcome: 'network_error' });
+          last = { ok: false, code: 'BACKEND_NETWORK_ERROR', endpoint: ep.name, attempts, error: e };
+          continue;
+        case 'config':
+          // A configuration problem says nothing about the endpoint's health: not a breaker failure.
+          deps.log.warn(
+            { err: e, endpoint: ep.name, service_id: opts.serviceId },
+            'gRPC backend misconfigured',
+          );
+          last = { ok: false, code: 'BACKEND_UNAVAILABLE', endpoint: ep.name, attempts, error: e };
+          continue;
+        case 'timeout':
+          deps.metrics.backendRequests.inc({ ...labels, outcome: 'timeout' });
+          return { ok: false, code: 'BACKEND_TIMEOUT', endpoint: ep.name, attempts, error: e };
+        case 'cancelled':
+          deps.metrics.backendRequests.inc({ ...labels, outcome: 'cancelled' });
+          return { ok: false, code: 'CLIENT_DISCONNECTED', endpoint: ep.name, attempts, error: e };
+        case 'too_large':
+          return { ok: false, code: 'BACKEND_RESPONSE_TOO_LARGE', endpoint: ep.name, attempts, error: e };
+      }
+    }
+  }
+  return last ?? { ok: false, code: 'BACKEND_UNAVAILABLE', attempts };
 }
